@@ -1,0 +1,185 @@
+/* Encoding and streaming decoding of exec-agent frames (see agent-proto.h). Everything read here
+ * comes from a peer and is checked before use. */
+#include "agent-proto.h"
+
+#include <errno.h>
+#include <string.h>
+
+static const uint8_t magic_bytes[4] = {
+	AGENT_PROTO_MAGIC & 0xff, (AGENT_PROTO_MAGIC >> 8) & 0xff,
+	(AGENT_PROTO_MAGIC >> 16) & 0xff, (AGENT_PROTO_MAGIC >> 24) & 0xff,
+};
+
+void agent_u32_put(uint8_t *p, uint32_t v)
+{
+	p[0] = v & 0xff;
+	p[1] = (v >> 8) & 0xff;
+	p[2] = (v >> 16) & 0xff;
+	p[3] = (v >> 24) & 0xff;
+}
+
+uint32_t agent_u32_get(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+void agent_decoder_init(struct agent_decoder *dec)
+{
+	dec->start = 0;
+	dec->end = 0;
+	dec->pending = 0;
+	dec->skipped_bytes = 0;
+}
+
+/* Dropping only moves the start; feed() compacts, so garbage costs linear time. */
+static void decoder_drop(struct agent_decoder *dec, size_t n)
+{
+	dec->start += n;
+	if (dec->start == dec->end)
+		dec->start = dec->end = 0;
+}
+
+static void decoder_release_pending(struct agent_decoder *dec)
+{
+	if (dec->pending) {
+		decoder_drop(dec, dec->pending);
+		dec->pending = 0;
+	}
+}
+
+size_t agent_decoder_room(const struct agent_decoder *dec)
+{
+	/* A frame returned by next() is still in the buffer until the next call drops it. */
+	return sizeof(dec->buf) - (dec->end - dec->start) + dec->pending;
+}
+
+void agent_decoder_feed(struct agent_decoder *dec, const void *data, size_t *n)
+{
+	decoder_release_pending(dec);
+	if (dec->start > 0) {
+		memmove(dec->buf, dec->buf + dec->start, dec->end - dec->start);
+		dec->end -= dec->start;
+		dec->start = 0;
+	}
+	size_t take = sizeof(dec->buf) - dec->end;
+	if (take > *n)
+		take = *n;
+	memcpy(dec->buf + dec->end, data, take);
+	dec->end += take;
+	*n = take;
+}
+
+/* Drops bytes up to the first place where the magic starts, or could start (a partial magic at the
+ * end of what has arrived so far). */
+static void decoder_resync(struct agent_decoder *dec)
+{
+	size_t i;
+	for (i = dec->start; i < dec->end; i++) {
+		size_t left = dec->end - i;
+		size_t cmp = left < sizeof(magic_bytes) ? left : sizeof(magic_bytes);
+		if (memcmp(dec->buf + i, magic_bytes, cmp) == 0)
+			break;
+	}
+	if (i > dec->start) {
+		dec->skipped_bytes += i - dec->start;
+		decoder_drop(dec, i - dec->start);
+	}
+}
+
+static bool header_valid(const uint8_t *h)
+{
+	uint8_t version = h[4], type = h[5];
+	uint16_t flags = (uint16_t)(h[6] | h[7] << 8);
+	uint32_t len = agent_u32_get(h + 12);
+
+	return version == AGENT_PROTO_VERSION && type >= AGENT_MSG_PING && type < _AGENT_MSG_LAST &&
+	       flags == 0 && len <= AGENT_FRAME_PAYLOAD_MAX;
+}
+
+int agent_decoder_next(struct agent_decoder *dec, struct agent_frame *ret_frame)
+{
+	decoder_release_pending(dec);
+	for (;;) {
+		decoder_resync(dec);
+		const uint8_t *h = dec->buf + dec->start;
+		size_t avail = dec->end - dec->start;
+		if (avail < AGENT_FRAME_HEADER_SIZE)
+			return 0;
+		if (!header_valid(h)) {
+			/* A magic inside garbage: skip it and look for the next one. */
+			dec->skipped_bytes += 1;
+			decoder_drop(dec, 1);
+			continue;
+		}
+		uint32_t len = agent_u32_get(h + 12);
+		if (avail < AGENT_FRAME_HEADER_SIZE + (size_t)len)
+			return 0;
+		ret_frame->type = h[5];
+		ret_frame->id = agent_u32_get(h + 8);
+		ret_frame->len = len;
+		ret_frame->payload = h + AGENT_FRAME_HEADER_SIZE;
+		dec->pending = AGENT_FRAME_HEADER_SIZE + (size_t)len;
+		return 1;
+	}
+}
+
+int agent_frame_encode(uint8_t type, uint32_t id, const void *payload, uint32_t len,
+		       uint8_t *buf, size_t cap)
+{
+	if (len > AGENT_FRAME_PAYLOAD_MAX || cap < AGENT_FRAME_HEADER_SIZE + (size_t)len)
+		return -EMSGSIZE;
+	memcpy(buf, magic_bytes, sizeof(magic_bytes));
+	buf[4] = AGENT_PROTO_VERSION;
+	buf[5] = type;
+	buf[6] = 0;
+	buf[7] = 0;
+	agent_u32_put(buf + 8, id);
+	agent_u32_put(buf + 12, len);
+	if (len)
+		memcpy(buf + AGENT_FRAME_HEADER_SIZE, payload, len);
+	return (int)(AGENT_FRAME_HEADER_SIZE + len);
+}
+
+int agent_exec_parse(const struct agent_frame *frame, uint32_t *ret_timeout_ms,
+		     const char **ret_cmd, size_t *ret_cmd_len)
+{
+	if (frame->type != AGENT_MSG_EXEC || frame->len <= 4)
+		return -EBADMSG;
+	const char *cmd = (const char *)frame->payload + 4;
+	size_t cmd_len = frame->len - 4;
+	/* The command goes to sh -c as a C string: an embedded NUL would silently cut it. */
+	if (memchr(cmd, '\0', cmd_len))
+		return -EBADMSG;
+	*ret_timeout_ms = agent_u32_get(frame->payload);
+	*ret_cmd = cmd;
+	*ret_cmd_len = cmd_len;
+	return 0;
+}
+
+int agent_exit_parse(const struct agent_frame *frame, enum agent_exit_kind *ret_kind,
+		     int32_t *ret_code)
+{
+	if (frame->type != AGENT_MSG_EXIT || frame->len != 8)
+		return -EBADMSG;
+	uint32_t kind = agent_u32_get(frame->payload);
+	if (kind >= _AGENT_EXIT_LAST)
+		return -EBADMSG;
+	*ret_kind = (enum agent_exit_kind)kind;
+	*ret_code = (int32_t)agent_u32_get(frame->payload + 4);
+	return 0;
+}
+
+const char *agent_msg_type_name(uint8_t type)
+{
+	switch ((enum agent_msg_type)type) {
+	case AGENT_MSG_PING: return "PING";
+	case AGENT_MSG_PONG: return "PONG";
+	case AGENT_MSG_EXEC: return "EXEC";
+	case AGENT_MSG_STDOUT: return "STDOUT";
+	case AGENT_MSG_STDERR: return "STDERR";
+	case AGENT_MSG_EXIT: return "EXIT";
+	case AGENT_MSG_ERROR: return "ERROR";
+	case _AGENT_MSG_LAST: break;
+	}
+	return "unknown";
+}

@@ -1,0 +1,328 @@
+/* Reading ddtk.conf with inih. Every value is checked here, with the file's line in the message. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ddtk-config.h"
+
+struct parse_state {
+	struct ddtk_config *cfg;
+	struct ddtk_err *err;
+	int r;                /* first error, 0 while there is none */
+};
+
+static int parse_clients(struct ddtk_config *cfg, const char *v, struct ddtk_err *err);
+
+void ddtk_config_init(struct ddtk_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->instance, sizeof(cfg->instance), "demo");
+	cfg->accel = VM_ACCEL_AUTO;
+	snprintf(cfg->libvirt_uri, sizeof(cfg->libvirt_uri), "qemu:///system");
+	snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s", DDTK_STATE_DIR);
+	snprintf(cfg->images_dir, sizeof(cfg->images_dir), "%s", DDTK_IMAGES_DIR);
+	cfg->boot_timeout_s = 120;
+	cfg->dd.memory_mib = 256;
+	cfg->dd.vcpus = 1;
+	cfg->dd.nic.kind = DDTK_DEVICE_EMULATED;
+	cfg->dd.disk.kind = DDTK_DEVICE_EMULATED;
+	cfg->dd.disk_size_mib = 1024;
+	snprintf(cfg->dd.watchdog_action, sizeof(cfg->dd.watchdog_action), "none");
+	/* The default topology: the driver domain and two clients. */
+	parse_clients(cfg, "a b", NULL);
+}
+
+bool ddtk_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > DDTK_NAME_MAX || name[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(islower((unsigned char)name[i]) || isdigit((unsigned char)name[i]) || name[i] == '-'))
+			return false;
+	return true;
+}
+
+int ddtk_pci_addr_parse(const char *s, struct ddtk_pci_addr *ret_addr)
+{
+	unsigned dom, bus, slot, fn;
+	int end = 0;
+	/* The domain is optional, as in lspci's output: 03:00.0 means 0000:03:00.0. */
+	if (sscanf(s, "%4x:%2x:%2x.%1x%n", &dom, &bus, &slot, &fn, &end) == 4 && s[end] == '\0') {
+	} else if (end = 0, sscanf(s, "%2x:%2x.%1x%n", &bus, &slot, &fn, &end) == 3 && s[end] == '\0') {
+		dom = 0;
+	} else {
+		return -EINVAL;
+	}
+	if (slot > 0x1f || fn > 7)
+		return -EINVAL;
+	*ret_addr = (struct ddtk_pci_addr){ .domain = (uint16_t)dom, .bus = (uint8_t)bus,
+					    .slot = (uint8_t)slot, .function = (uint8_t)fn };
+	return 0;
+}
+
+static int parse_uint(const char *v, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	char *end;
+	if (!isdigit((unsigned char)v[0]))
+		return -EINVAL;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (errno || *end != '\0' || x < min || x > max)
+		return -ERANGE;
+	*ret = x;
+	return 0;
+}
+
+/* Sizes in MiB: a plain number, or a number with M or G (MiB, GiB). */
+static int parse_mib(const char *v, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	char num[32];
+	size_t n = strlen(v);
+	uint64_t mult = 1;
+	if (n == 0 || n >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, v, n + 1);
+	if (num[n - 1] == 'M' || num[n - 1] == 'G') {
+		mult = num[n - 1] == 'G' ? 1024 : 1;
+		num[n - 1] = '\0';
+	}
+	uint64_t x;
+	int r = parse_uint(num, 0, UINT64_MAX / 1024, &x);
+	if (r < 0)
+		return r;
+	x *= mult;
+	if (x < min || x > max)
+		return -ERANGE;
+	*ret = x;
+	return 0;
+}
+
+static int parse_device(const char *v, struct ddtk_device *dev)
+{
+	if (strcmp(v, "emulated") == 0) {
+		dev->kind = DDTK_DEVICE_EMULATED;
+		return 0;
+	}
+	if (strncmp(v, "pci:", 4) == 0) {
+		dev->kind = DDTK_DEVICE_HOSTDEV;
+		return ddtk_pci_addr_parse(v + 4, &dev->addr);
+	}
+	return -EINVAL;
+}
+
+static int copy_string(char *dst, size_t cap, const char *v)
+{
+	if (strlen(v) >= cap)
+		return -ENAMETOOLONG;
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+static int copy_path(char *dst, size_t cap, const char *v)
+{
+	if (v[0] != '/')
+		return -EINVAL;
+	return copy_string(dst, cap, v);
+}
+
+static struct ddtk_client_config *client_find(struct ddtk_config *cfg, const char *name)
+{
+	for (unsigned i = 0; i < cfg->n_clients; i++)
+		if (strcmp(cfg->clients[i].name, name) == 0)
+			return &cfg->clients[i];
+	return NULL;
+}
+
+const struct ddtk_client_config *ddtk_config_client(const struct ddtk_config *cfg, const char *name)
+{
+	return client_find((struct ddtk_config *)cfg, name);
+}
+
+/* `clients = a b c`: replaces the list; each client starts from the defaults. */
+static int parse_clients(struct ddtk_config *cfg, const char *v, struct ddtk_err *err)
+{
+	char buf[DDTK_CLIENTS_MAX * (DDTK_NAME_MAX + 2)];
+	if (copy_string(buf, sizeof(buf), v) < 0)
+		return ddtk_err_set(err, -E2BIG, "too many clients (at most %d)", DDTK_CLIENTS_MAX);
+	cfg->n_clients = 0;
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+		if (!ddtk_name_valid(tok) || strcmp(tok, "dd") == 0)
+			return ddtk_err_set(err, -EINVAL, "invalid client name '%s' (1-%d of a-z 0-9 -, not 'dd')",
+					    tok, DDTK_NAME_MAX);
+		if (client_find(cfg, tok))
+			return ddtk_err_set(err, -EEXIST, "client '%s' listed twice", tok);
+		if (cfg->n_clients == DDTK_CLIENTS_MAX)
+			return ddtk_err_set(err, -E2BIG, "too many clients (at most %d)", DDTK_CLIENTS_MAX);
+		struct ddtk_client_config *c = &cfg->clients[cfg->n_clients++];
+		memset(c, 0, sizeof(*c));
+		snprintf(c->name, sizeof(c->name), "%s", tok);
+		c->memory_mib = 512;
+		c->vcpus = 1;
+	}
+	return 0;
+}
+
+static int handle_ddtk(struct parse_state *st, const char *name, const char *v)
+{
+	struct ddtk_config *cfg = st->cfg;
+	uint64_t x;
+	int r;
+	if (strcmp(name, "instance") == 0) {
+		if (!ddtk_name_valid(v))
+			return ddtk_err_set(st->err, -EINVAL, "invalid instance name '%s' (1-%d of a-z 0-9 -)",
+					    v, DDTK_NAME_MAX);
+		return copy_string(cfg->instance, sizeof(cfg->instance), v);
+	}
+	if (strcmp(name, "accel") == 0) {
+		if (vm_accel_parse(v, &cfg->accel) < 0)
+			return ddtk_err_set(st->err, -EINVAL, "accel must be auto, kvm or tcg, not '%s'", v);
+		return 0;
+	}
+	if (strcmp(name, "libvirt-uri") == 0)
+		return copy_string(cfg->libvirt_uri, sizeof(cfg->libvirt_uri), v);
+	if (strcmp(name, "state-dir") == 0)
+		return copy_path(cfg->state_dir, sizeof(cfg->state_dir), v);
+	if (strcmp(name, "images-dir") == 0)
+		return copy_path(cfg->images_dir, sizeof(cfg->images_dir), v);
+	if (strcmp(name, "emulator") == 0)
+		return copy_path(cfg->emulator, sizeof(cfg->emulator), v);
+	if (strcmp(name, "boot-timeout") == 0) {
+		if ((r = parse_uint(v, 1, DDTK_BOOT_TIMEOUT_MAX, &x)) < 0)
+			return r;
+		cfg->boot_timeout_s = (unsigned)x;
+		return 0;
+	}
+	if (strcmp(name, "clients") == 0)
+		return parse_clients(cfg, v, st->err);
+	return -ENOKEY;
+}
+
+static int parse_memory(const char *v, unsigned *ret)
+{
+	uint64_t x;
+	int r = parse_mib(v, DDTK_MEMORY_MIB_MIN, DDTK_MEMORY_MIB_MAX, &x);
+	if (r >= 0)
+		*ret = (unsigned)x;
+	return r;
+}
+
+static int parse_vcpus(const char *v, unsigned *ret)
+{
+	uint64_t x;
+	int r = parse_uint(v, 1, DDTK_VCPUS_MAX, &x);
+	if (r >= 0)
+		*ret = (unsigned)x;
+	return r;
+}
+
+static int handle_dd(struct parse_state *st, const char *name, const char *v)
+{
+	struct ddtk_dd_config *dd = &st->cfg->dd;
+	if (strcmp(name, "memory") == 0)
+		return parse_memory(v, &dd->memory_mib);
+	if (strcmp(name, "vcpus") == 0)
+		return parse_vcpus(v, &dd->vcpus);
+	if (strcmp(name, "nic") == 0)
+		return parse_device(v, &dd->nic);
+	if (strcmp(name, "disk") == 0)
+		return parse_device(v, &dd->disk);
+	if (strcmp(name, "disk-size") == 0)
+		return parse_mib(v, 1, DDTK_DISK_MIB_MAX, &dd->disk_size_mib);
+	if (strcmp(name, "disk-image") == 0)
+		return copy_path(dd->disk_image, sizeof(dd->disk_image), v);
+	if (strcmp(name, "watchdog-action") == 0) {
+		/* The actions libvirt's <watchdog action=...> accepts. */
+		static const char *const actions[] = { "none", "reset", "poweroff", "shutdown",
+						       "pause", "dump", "inject-nmi" };
+		for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+			if (strcmp(v, actions[i]) == 0)
+				return copy_string(dd->watchdog_action, sizeof(dd->watchdog_action), v);
+		return -EINVAL;
+	}
+	if (strcmp(name, "cmdline-append") == 0)
+		return copy_string(dd->cmdline_append, sizeof(dd->cmdline_append), v);
+	return -ENOKEY;
+}
+
+static int handle_client(struct parse_state *st, const char *client, const char *name, const char *v)
+{
+	struct ddtk_client_config *c = client_find(st->cfg, client);
+	if (!c)
+		return ddtk_err_set(st->err, -ENOENT,
+				    "section [client.%s]: no such client in [ddtk] clients =", client);
+	if (strcmp(name, "memory") == 0)
+		return parse_memory(v, &c->memory_mib);
+	if (strcmp(name, "vcpus") == 0)
+		return parse_vcpus(v, &c->vcpus);
+	if (strcmp(name, "cmdline-append") == 0)
+		return copy_string(c->cmdline_append, sizeof(c->cmdline_append), v);
+	return -ENOKEY;
+}
+
+static int config_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_state *st = user;
+	if (st->r < 0)
+		return 1; /* keep the first error; inih still reads to the end */
+	int r;
+	st->err->msg[0] = '\0';
+	if (strcmp(section, "ddtk") == 0)
+		r = handle_ddtk(st, name, value);
+	else if (strcmp(section, "driver-domain") == 0)
+		r = handle_dd(st, name, value);
+	else if (strncmp(section, "client.", 7) == 0)
+		r = handle_client(st, section + 7, name, value);
+	else
+		r = ddtk_err_set(st->err, -ENOKEY, "unknown section [%s]", section);
+	if (r < 0) {
+		st->r = r;
+		char detail[sizeof(st->err->msg)];
+		if (st->err->msg[0])
+			snprintf(detail, sizeof(detail), "%s", st->err->msg);
+		else if (r == -ENOKEY)
+			snprintf(detail, sizeof(detail), "unknown key '%s' in [%s]", name, section);
+		else
+			snprintf(detail, sizeof(detail), "invalid value '%s' for %s in [%s]: %s", value, name,
+				 section, strerror(-r));
+		snprintf(st->err->msg, sizeof(st->err->msg), "%s", detail);
+		return 0;
+	}
+	return 1;
+}
+
+static int config_finish(struct parse_state *st, int line, const char *what)
+{
+	if (line == -1)
+		return ddtk_err_set(st->err, -errno ? -errno : -EIO, "%s: cannot open: %s", what, strerror(errno));
+	if (line == -2)
+		return ddtk_err_set(st->err, -ENOMEM, "%s: out of memory", what);
+	if (line > 0) {
+		char detail[sizeof(st->err->msg)];
+		snprintf(detail, sizeof(detail), "%s", st->r < 0 ? st->err->msg : "syntax error");
+		return ddtk_err_set(st->err, st->r < 0 ? st->r : -EINVAL, "%s:%d: %s", what, line, detail);
+	}
+	return 0;
+}
+
+int ddtk_config_load(struct ddtk_config *cfg, const char *path, struct ddtk_err *err)
+{
+	struct ddtk_err scratch;
+	struct parse_state st = { .cfg = cfg, .err = err ? err : &scratch };
+	errno = 0;
+	return config_finish(&st, ini_parse(path, config_handler, &st), path);
+}
+
+int ddtk_config_load_string(struct ddtk_config *cfg, const char *text, struct ddtk_err *err)
+{
+	struct ddtk_err scratch;
+	struct parse_state st = { .cfg = cfg, .err = err ? err : &scratch };
+	return config_finish(&st, ini_parse_string(text, config_handler, &st), "config");
+}

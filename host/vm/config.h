@@ -1,0 +1,78 @@
+/* ddtk's configuration file (INI, read with inih): the instance, the driver domain and its devices,
+ * and the client VMs. See host/ddtk.conf for every key with its default. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "accel.h"
+#include "error.h"
+
+#define DDTK_NAME_MAX 32          /* instance and client names: [a-z0-9-], 1..32 characters */
+#define DDTK_CLIENTS_MAX 32
+#define DDTK_PATH_MAX 1024
+#define DDTK_CMDLINE_MAX 1024
+#define DDTK_MEMORY_MIB_MIN 64
+#define DDTK_MEMORY_MIB_MAX (1024u * 1024u)
+#define DDTK_VCPUS_MAX 64
+#define DDTK_DISK_MIB_MAX (64u * 1024u * 1024u)
+#define DDTK_BOOT_TIMEOUT_MAX 3600
+
+struct ddtk_pci_addr {
+	uint16_t domain;
+	uint8_t bus, slot, function;
+};
+
+/* A device of the driver domain: emulated by QEMU (tests, demos) or a host PCI device passed
+ * through with VFIO (real hardware). */
+enum ddtk_device_kind {
+	DDTK_DEVICE_EMULATED,
+	DDTK_DEVICE_HOSTDEV,
+	_DDTK_DEVICE_LAST,
+};
+
+struct ddtk_device {
+	enum ddtk_device_kind kind;
+	struct ddtk_pci_addr addr;     /* DDTK_DEVICE_HOSTDEV only */
+};
+
+struct ddtk_dd_config {
+	unsigned memory_mib, vcpus;
+	struct ddtk_device nic;        /* emulated: an e1000 on QEMU's user-mode network */
+	struct ddtk_device disk;       /* emulated: an AHCI disk backed by a raw image */
+	uint64_t disk_size_mib;        /* size of the emulated disk's image when ddtk creates it */
+	char disk_image[DDTK_PATH_MAX]; /* empty: STATE/dd-disk.img */
+	char watchdog_action[16];
+	char cmdline_append[DDTK_CMDLINE_MAX];
+};
+
+struct ddtk_client_config {
+	char name[DDTK_NAME_MAX + 1];
+	unsigned memory_mib, vcpus;
+	char cmdline_append[DDTK_CMDLINE_MAX];
+};
+
+struct ddtk_config {
+	char instance[DDTK_NAME_MAX + 1];
+	enum vm_accel accel;
+	char libvirt_uri[256];
+	char state_dir[DDTK_PATH_MAX];
+	char images_dir[DDTK_PATH_MAX];
+	char emulator[DDTK_PATH_MAX];  /* empty: libvirt's default */
+	unsigned boot_timeout_s;
+	struct ddtk_dd_config dd;
+	unsigned n_clients;
+	struct ddtk_client_config clients[DDTK_CLIENTS_MAX];
+};
+
+/* The defaults: instance "demo", accel auto, a DD with emulated devices, clients a and b. */
+void ddtk_config_init(struct ddtk_config *cfg);
+/* Reads an INI file over the current values. On error, cfg may be partly updated and err says
+ * which line and why. */
+int ddtk_config_load(struct ddtk_config *cfg, const char *path, struct ddtk_err *err);
+/* The same from a string (tests, fuzzing). */
+int ddtk_config_load_string(struct ddtk_config *cfg, const char *text, struct ddtk_err *err);
+
+bool ddtk_name_valid(const char *name);
+int ddtk_pci_addr_parse(const char *s, struct ddtk_pci_addr *ret_addr);
+const struct ddtk_client_config *ddtk_config_client(const struct ddtk_config *cfg, const char *name);
