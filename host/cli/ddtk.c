@@ -277,6 +277,8 @@ int main(int argc, char **argv)
 	};
 	const char *config_path = NULL, *instance = NULL, *accel = NULL;
 	int c;
+	/* Progress lines and errors interleave in the order they happen. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	while ((c = getopt_long(argc, argv, "+c:i:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config_path = optarg; break;

@@ -127,7 +127,8 @@ static void write_dd_devices(struct xw *x, const struct vm_spec *s)
 	}
 	write_channel(x, VM_CONTROL_PORT_NAME);
 	xw_empty(x, "watchdog", "model", "i6300esb", "action", s->watchdog_action, NULL);
-	xw_empty(x, "panic", "model", "pvpanic", NULL);
+	/* model isa: QEMU's pvpanic on the ISA bus, driven by the guest's pvpanic-mmio. */
+	xw_empty(x, "panic", "model", "isa", NULL);
 	/* The vIOMMU lets the DD's backends bind ivshmem devices with VFIO (DESIGN.md, data path). */
 	xw_start(x, "iommu");
 	xw_attr(x, "model", "intel");

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# A guest that cannot boot gives a clear failure with its console log, not a hang: a kernel panic
+# (no init) is seen as soon as the domain stops, a guest whose agent never answers when the boot
+# timeout runs out. Either way the domain is gone afterwards.
+. "$DDTK_SOURCE_ROOT/tests/lib/vmtest.sh"
+DDTK_TEST_BOOT_TIMEOUT=20 write_config "clients = a"
+cat >> "$DDTK_CONFIG" <<CONF
+[driver-domain]
+cmdline-append = rdinit=/no/such/init
+[client.a]
+cmdline-append = rdinit=/bin/sh
+CONF
+
+set +e
+start=$(date +%s)
+out=$(timeout 300 "$DDTK" start dd 2>&1)
+rc=$?
+took=$(( $(date +%s) - start ))
+set -e
+echo "$out" | tail -n 8
+expect_eq "panic: start status" "$rc" 1
+expect_match "panic: reason" "$out" "dd \(domain ddtk-$INSTANCE-dd\) stopped while booting"
+expect_match "panic: console log shown" "$out" "Kernel panic"
+[ "$took" -lt 20 ] || fail "a panicking guest took ${took} s to report (the boot timeout is 20 s)"
+pass "panic reported after ${took} s, before the boot timeout"
+expect_eq "panic: dd state" "$("$DDTK" status | awk '$1 == "dd" { print $4, $5 }')" "not running"
+
+set +e
+out=$(timeout 300 "$DDTK" start a 2>&1)
+rc=$?
+set -e
+echo "$out" | tail -n 4
+expect_eq "silent guest: start status" "$rc" 1
+expect_match "silent guest: reason" "$out" "did not answer within 20 s"
+expect_match "silent guest: console log" "$out" "last lines of its console log"
+expect_eq "silent guest: state" "$("$DDTK" status | awk '$1 == "a" { print $4, $5 }')" "not running"
