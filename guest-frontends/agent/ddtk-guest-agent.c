@@ -308,7 +308,7 @@ static int agent_run(struct agent *a)
 			 * when the host comes back; poll would report HUP at once, so wait a little. */
 			agent_decoder_init(&a->dec);
 			a->host_gone = true;
-			struct timespec ts = { 0, 100 * 1000 * 1000 };
+			struct timespec ts = { 0, 100L * 1000 * 1000 };
 			nanosleep(&ts, NULL);
 		}
 		if (pfd[1].revents)

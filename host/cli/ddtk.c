@@ -2,6 +2,7 @@
  * libvirt, shows their state, runs commands inside them and prints their generated XML. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,10 +170,11 @@ static int cmd_exec(struct vmm *m, int argc, char **argv)
 	char *command = calloc(1, len);
 	if (!command)
 		return EXIT_EXEC_FAILED;
+	char *end = command;
 	for (int i = optind; i < argc; i++) {
-		strcat(command, argv[i]);
+		end = stpcpy(end, argv[i]);
 		if (i + 1 < argc)
-			strcat(command, " ");
+			*end++ = ' ';
 	}
 
 	struct ddtk_err err;
@@ -180,11 +182,11 @@ static int cmd_exec(struct vmm *m, int argc, char **argv)
 	struct agent_client *client = NULL;
 	struct agent_result res;
 	int status = EXIT_EXEC_FAILED;
-	if (vmm_agent_socket(m, vm, &path, &err) < 0 || agent_client_connect(path, &client, &err) < 0 ||
-	    agent_client_ping(client, 10000, NULL, 0, &err) < 0) {
-		fprintf(stderr, "ddtk: exec %s: %s\n", vm, err.msg);
-	} else if (agent_client_exec(client, command, (uint32_t)(timeout_s * 1000), STDOUT_FILENO,
-				     STDERR_FILENO, &res, &err) < 0) {
+	bool ok = vmm_agent_socket(m, vm, &path, &err) == 0 && agent_client_connect(path, &client, &err) == 0 &&
+		  agent_client_ping(client, 10000, NULL, 0, &err) == 0 &&
+		  agent_client_exec(client, command, (uint32_t)(timeout_s * 1000), STDOUT_FILENO,
+				    STDERR_FILENO, &res, &err) == 0;
+	if (!ok) {
 		fprintf(stderr, "ddtk: exec %s: %s\n", vm, err.msg);
 	} else {
 		status = agent_result_status(&res);

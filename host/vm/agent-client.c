@@ -177,7 +177,8 @@ int agent_client_exec(struct agent_client *c, const char *command, uint32_t time
 	if (!payload)
 		return ddtk_err_set(err, -ENOMEM, "out of memory");
 	agent_u32_put(payload, timeout_ms);
-	memcpy(payload + 4, command, cmd_len);
+	/* The command travels without its NUL: the frame's length delimits it. */
+	memcpy(payload + 4, command, cmd_len); // NOLINT(bugprone-not-null-terminated-result)
 
 	/* 0 means "the agent's maximum"; the host still waits a bounded time. */
 	int64_t wait_ms = (int64_t)(timeout_ms ? timeout_ms : 24u * 3600u * 1000u) + AGENT_CLIENT_GRACE_MS;

@@ -314,7 +314,7 @@ static int config_finish(struct parse_state *st, int line, const char *what)
 
 int ddtk_config_load(struct ddtk_config *cfg, const char *path, struct ddtk_err *err)
 {
-	struct ddtk_err scratch;
+	struct ddtk_err scratch = { .msg = "" };
 	struct parse_state st = { .cfg = cfg, .err = err ? err : &scratch };
 	errno = 0;
 	return config_finish(&st, ini_parse(path, config_handler, &st), path);
@@ -322,7 +322,7 @@ int ddtk_config_load(struct ddtk_config *cfg, const char *path, struct ddtk_err 
 
 int ddtk_config_load_string(struct ddtk_config *cfg, const char *text, struct ddtk_err *err)
 {
-	struct ddtk_err scratch;
+	struct ddtk_err scratch = { .msg = "" };
 	struct parse_state st = { .cfg = cfg, .err = err ? err : &scratch };
 	return config_finish(&st, ini_parse_string(text, config_handler, &st), "config");
 }

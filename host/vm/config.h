@@ -13,9 +13,9 @@
 #define DDTK_PATH_MAX 1024
 #define DDTK_CMDLINE_MAX 1024
 #define DDTK_MEMORY_MIB_MIN 64
-#define DDTK_MEMORY_MIB_MAX (1024u * 1024u)
+#define DDTK_MEMORY_MIB_MAX (1024ull * 1024u)
 #define DDTK_VCPUS_MAX 64
-#define DDTK_DISK_MIB_MAX (64u * 1024u * 1024u)
+#define DDTK_DISK_MIB_MAX (64ull * 1024u * 1024u)
 #define DDTK_BOOT_TIMEOUT_MAX 3600
 
 struct ddtk_pci_addr {

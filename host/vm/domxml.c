@@ -60,7 +60,11 @@ static void xw_text_elem(struct xw *x, const char *elem, const char *text)
 	xw_check(x, xmlTextWriterWriteElement(x->w, BAD_CAST elem, BAD_CAST text));
 }
 
-/* <elem a1='v1' .../> with attributes given as name/value pairs ending with NULL. */
+/* Ends the attribute list of xw_empty(): a typed null pointer, as varargs need. */
+#define XW_END ((const char *)NULL)
+
+/* <elem a1='v1' .../> with attributes given as name/value pairs ending with XW_END. */
+static void xw_empty(struct xw *x, const char *elem, ...) __attribute__((sentinel));
 static void xw_empty(struct xw *x, const char *elem, ...)
 {
 	va_list ap;
@@ -96,8 +100,8 @@ static void write_channel(struct xw *x, const char *port)
 {
 	xw_start(x, "channel");
 	xw_attr(x, "type", "unix");
-	xw_empty(x, "source", "mode", "bind", NULL);
-	xw_empty(x, "target", "type", "virtio", "name", port, NULL);
+	xw_empty(x, "source", "mode", "bind", XW_END);
+	xw_empty(x, "target", "type", "virtio", "name", port, XW_END);
 	xw_end(x);
 }
 
@@ -112,9 +116,9 @@ static void write_dd_devices(struct xw *x, const struct vm_spec *s)
 		/* writeback, not cache=none: O_DIRECT fails where the image sits on tmpfs; the
 		 * guest's flushes still reach the image's storage. */
 		xw_empty(x, "driver", "name", "qemu", "type", "raw", "cache", "writeback",
-			 "discard", "unmap", NULL);
-		xw_empty(x, "source", "file", s->disk_image, NULL);
-		xw_empty(x, "target", "dev", "sda", "bus", "sata", NULL);
+			 "discard", "unmap", XW_END);
+		xw_empty(x, "source", "file", s->disk_image, XW_END);
+		xw_empty(x, "target", "dev", "sda", "bus", "sata", XW_END);
 		xw_end(x);
 	}
 	if (s->nic->kind == DDTK_DEVICE_HOSTDEV) {
@@ -122,17 +126,17 @@ static void write_dd_devices(struct xw *x, const struct vm_spec *s)
 	} else {
 		xw_start(x, "interface");
 		xw_attr(x, "type", "user");
-		xw_empty(x, "model", "type", "e1000", NULL);
+		xw_empty(x, "model", "type", "e1000", XW_END);
 		xw_end(x);
 	}
 	write_channel(x, VM_CONTROL_PORT_NAME);
-	xw_empty(x, "watchdog", "model", "i6300esb", "action", s->watchdog_action, NULL);
+	xw_empty(x, "watchdog", "model", "i6300esb", "action", s->watchdog_action, XW_END);
 	/* model isa: QEMU's pvpanic on the ISA bus, driven by the guest's pvpanic-mmio. */
-	xw_empty(x, "panic", "model", "isa", NULL);
+	xw_empty(x, "panic", "model", "isa", XW_END);
 	/* The vIOMMU lets the DD's backends bind ivshmem devices with VFIO (DESIGN.md, data path). */
 	xw_start(x, "iommu");
 	xw_attr(x, "model", "intel");
-	xw_empty(x, "driver", "intremap", "on", NULL);
+	xw_empty(x, "driver", "intremap", "on", XW_END);
 	xw_end(x);
 }
 
@@ -163,8 +167,8 @@ static void write_domain(struct xw *x, const struct vm_spec *s)
 	if (s->role == VM_ROLE_CLIENT) {
 		/* vhost-user back-ends map the client's RAM: it must be a shareable memfd. */
 		xw_start(x, "memoryBacking");
-		xw_empty(x, "source", "type", "memfd", NULL);
-		xw_empty(x, "access", "mode", "shared", NULL);
+		xw_empty(x, "source", "type", "memfd", XW_END);
+		xw_empty(x, "access", "mode", "shared", XW_END);
 		xw_end(x);
 	}
 
@@ -180,14 +184,14 @@ static void write_domain(struct xw *x, const struct vm_spec *s)
 	xw_end(x);
 
 	xw_start(x, "features");
-	xw_empty(x, "acpi", NULL);
+	xw_empty(x, "acpi", XW_END);
 	if (s->role == VM_ROLE_DD)
 		/* Interrupt remapping needs the split irqchip. */
-		xw_empty(x, "ioapic", "driver", "qemu", NULL);
+		xw_empty(x, "ioapic", "driver", "qemu", XW_END);
 	xw_end(x);
 	if (s->accel == VM_ACCEL_KVM)
-		xw_empty(x, "cpu", "mode", "host-passthrough", NULL);
-	xw_empty(x, "clock", "offset", "utc", NULL);
+		xw_empty(x, "cpu", "mode", "host-passthrough", XW_END);
+	xw_empty(x, "clock", "offset", "utc", XW_END);
 	/* A guest that powers off, reboots or panics stops: ddtk (later its supervisor) decides what
 	 * comes next, and a failed boot ends at once instead of looping. */
 	xw_text_elem(x, "on_poweroff", "destroy");
@@ -202,15 +206,15 @@ static void write_domain(struct xw *x, const struct vm_spec *s)
 	write_channel(x, AGENT_PORT_NAME);
 	xw_start(x, "serial");
 	xw_attr(x, "type", "pty");
-	xw_empty(x, "log", "file", s->console_log, "append", "off", NULL);
-	xw_empty(x, "target", "port", "0", NULL);
+	xw_empty(x, "log", "file", s->console_log, "append", "off", XW_END);
+	xw_empty(x, "target", "port", "0", XW_END);
 	xw_end(x);
 	xw_start(x, "console");
 	xw_attr(x, "type", "pty");
-	xw_empty(x, "target", "type", "serial", "port", "0", NULL);
+	xw_empty(x, "target", "type", "serial", "port", "0", XW_END);
 	xw_end(x);
-	xw_empty(x, "controller", "type", "usb", "model", "none", NULL);
-	xw_empty(x, "memballoon", "model", "none", NULL);
+	xw_empty(x, "controller", "type", "usb", "model", "none", XW_END);
+	xw_empty(x, "memballoon", "model", "none", XW_END);
 	xw_end(x); /* devices */
 	xw_end(x); /* domain */
 }

@@ -78,7 +78,7 @@ static void test_auto(void **state)
 		{ 0, 1, VM_ACCEL_TCG },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct fake_root r;
+		struct fake_root r = { .path = "" };
 		root_make(&r, cases[i].kvm, cases[i].pvm);
 		enum vm_accel a = _VM_ACCEL_LAST;
 		int ret = vm_accel_resolve(VM_ACCEL_AUTO, r.path, &a);
@@ -90,7 +90,7 @@ static void test_auto(void **state)
 
 static void test_explicit(void **state)
 {
-	struct fake_root r;
+	struct fake_root r = { .path = "" };
 	enum vm_accel a;
 	root_make(&r, 0, 0);
 	assert_int_equal(vm_accel_resolve(VM_ACCEL_KVM, r.path, &a), -ENODEV);
