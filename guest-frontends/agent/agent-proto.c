@@ -3,7 +3,11 @@
 #include "agent-proto.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 static const uint8_t magic_bytes[4] = {
 	AGENT_PROTO_MAGIC & 0xff, (AGENT_PROTO_MAGIC >> 8) & 0xff,
@@ -182,4 +186,40 @@ const char *agent_msg_type_name(uint8_t type)
 	case _AGENT_MSG_LAST: break;
 	}
 	return "unknown";
+}
+
+int64_t agent_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int agent_write_all(int fd, const void *buf, size_t len, int64_t deadline_ms)
+{
+	const uint8_t *p = buf;
+	bool is_socket = true;
+	while (len > 0) {
+		/* send() for its MSG_NOSIGNAL; a character device answers ENOTSOCK once. */
+		ssize_t n = is_socket ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
+		if (n < 0 && errno == ENOTSOCK && is_socket) {
+			is_socket = false;
+			continue;
+		}
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EAGAIN)
+			return -errno;
+		int64_t left = deadline_ms - agent_now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+		poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
+	}
+	return 0;
 }

@@ -72,3 +72,9 @@ void agent_u32_put(uint8_t *p, uint32_t v);
 uint32_t agent_u32_get(const uint8_t *p);
 
 const char *agent_msg_type_name(uint8_t type);
+
+/* Milliseconds on the monotonic clock: the time base of the deadlines below. */
+int64_t agent_now_ms(void);
+/* Writes all of buf to fd (a socket or a virtio-serial port, blocking or not), waiting for room
+ * until deadline_ms. A socket whose peer has gone gives -EPIPE, never SIGPIPE. */
+int agent_write_all(int fd, const void *buf, size_t len, int64_t deadline_ms);

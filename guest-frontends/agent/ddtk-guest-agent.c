@@ -46,13 +46,6 @@ struct agent {
 	struct agent_job job;
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Finds /dev/vportNpM whose virtio-serial name is `name`; without udev there is no by-name link. */
 static int port_find(const char *name, char *ret_path, size_t cap)
 {
@@ -85,29 +78,6 @@ static int port_find(const char *name, char *ret_path, size_t cap)
 	return r;
 }
 
-static int port_write_all(struct agent *a, const uint8_t *buf, size_t len)
-{
-	uint64_t give_up = now_ms() + AGENT_WRITE_STALL_MS;
-	while (len > 0) {
-		ssize_t n = write(a->port_fd, buf, len);
-		if (n > 0) {
-			buf += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN)
-			return -errno;
-		uint64_t t = now_ms();
-		if (t >= give_up)
-			return -ETIMEDOUT;
-		struct pollfd pfd = { .fd = a->port_fd, .events = POLLOUT };
-		poll(&pfd, 1, (int)(give_up - t));
-	}
-	return 0;
-}
-
 static void agent_send(struct agent *a, uint8_t type, uint32_t id, const void *payload, uint32_t len)
 {
 	static uint8_t buf[AGENT_FRAME_HEADER_SIZE + AGENT_FRAME_PAYLOAD_MAX];
@@ -116,7 +86,7 @@ static void agent_send(struct agent *a, uint8_t type, uint32_t id, const void *p
 	int n = agent_frame_encode(type, id, payload, len, buf, sizeof(buf));
 	if (n < 0)
 		return;
-	if (port_write_all(a, buf, (size_t)n) < 0)
+	if (agent_write_all(a->port_fd, buf, (size_t)n, agent_now_ms() + AGENT_WRITE_STALL_MS) < 0)
 		/* Nobody reads the port; keep the command running, drop its output. */
 		a->host_gone = true;
 }
@@ -182,7 +152,7 @@ static void job_start(struct agent *a, uint32_t id, uint32_t timeout_ms, const c
 		timeout_ms = AGENT_TIMEOUT_MAX_MS;
 	a->job = (struct agent_job){
 		.pid = pid, .id = id, .out_fd = out[0], .err_fd = err[0],
-		.deadline_ms = now_ms() + timeout_ms,
+		.deadline_ms = (uint64_t)agent_now_ms() + timeout_ms,
 	};
 }
 
@@ -207,9 +177,9 @@ static void job_try_finish(struct agent *a)
 		if (waitpid(j->pid, &j->status, WNOHANG) != j->pid)
 			return;
 		j->exited = true;
-		j->drain_until_ms = now_ms() + AGENT_DRAIN_MS;
+		j->drain_until_ms = (uint64_t)agent_now_ms() + AGENT_DRAIN_MS;
 	}
-	if ((j->out_fd >= 0 || j->err_fd >= 0) && now_ms() < j->drain_until_ms)
+	if ((j->out_fd >= 0 || j->err_fd >= 0) && (uint64_t)agent_now_ms() < j->drain_until_ms)
 		return;
 	job_close_pipe(&j->out_fd);
 	job_close_pipe(&j->err_fd);
@@ -297,7 +267,7 @@ static int agent_run(struct agent *a)
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (a->job.pid > 0 && !a->job.exited && !a->job.timed_out &&
-		    now_ms() >= a->job.deadline_ms) {
+		    (uint64_t)agent_now_ms() >= a->job.deadline_ms) {
 			kill(-a->job.pid, SIGKILL);
 			a->job.timed_out = true;
 		}
@@ -348,9 +318,9 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	char path[300];
-	uint64_t give_up = now_ms() + (uint64_t)(wait_s > 0 ? wait_s : 0) * 1000u;
+	uint64_t give_up = (uint64_t)agent_now_ms() + (uint64_t)(wait_s > 0 ? wait_s : 0) * 1000u;
 	while (port_find(port_name, path, sizeof(path)) < 0) {
-		if (now_ms() >= give_up) {
+		if ((uint64_t)agent_now_ms() >= give_up) {
 			fprintf(stderr, "ddtk-guest-agent: no virtio-serial port named %s\n", port_name);
 			return 1;
 		}

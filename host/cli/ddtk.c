@@ -84,6 +84,7 @@ static int cmd_up(struct vmm *m)
 	const struct ddtk_config *cfg = m->cfg;
 	struct ddtk_err err;
 	unsigned n = cfg->n_clients + 1;
+	bool started[DDTK_CLIENTS_MAX + 1] = { false };
 	double t0 = now_s();
 	/* Start all, then wait for all: the guests boot side by side. */
 	for (unsigned i = 0; i < n; i++) {
@@ -93,6 +94,7 @@ static int cmd_up(struct vmm *m)
 			fail(&err);
 			goto undo;
 		}
+		started[i] = true;
 	}
 	for (unsigned i = 0; i < n; i++) {
 		if (vmm_wait_ready(m, vm_name(cfg, i), cfg->boot_timeout_s, &err) < 0) {
@@ -103,9 +105,12 @@ static int cmd_up(struct vmm *m)
 	}
 	return 0;
 undo:
-	fprintf(stderr, "ddtk: stopping the instance's VMs again; console logs stay in %s\n", m->instance_dir);
+	/* Only what this command started: VMs that ran before keep running. */
+	fprintf(stderr, "ddtk: stopping the VMs this command started; console logs stay in %s\n",
+		m->instance_dir);
 	for (unsigned i = 0; i < n; i++)
-		vmm_stop(m, vm_name(cfg, i), NULL);
+		if (started[i])
+			vmm_stop(m, vm_name(cfg, i), NULL);
 	return 1;
 }
 

@@ -21,13 +21,6 @@ struct agent_client {
 	uint8_t frame_buf[AGENT_FRAME_HEADER_SIZE + AGENT_FRAME_PAYLOAD_MAX];
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int agent_client_connect(const char *socket_path, struct agent_client **ret_client, struct ddtk_err *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -51,7 +44,7 @@ int agent_client_connect(const char *socket_path, struct agent_client **ret_clie
 	}
 	/* Random first id: replies to an earlier connection's requests can never match ours. */
 	if (getrandom(&c->next_id, sizeof(c->next_id), 0) != sizeof(c->next_id))
-		c->next_id = (uint32_t)now_ms() ^ (uint32_t)getpid();
+		c->next_id = (uint32_t)agent_now_ms() ^ (uint32_t)getpid();
 	agent_decoder_init(&c->dec);
 	*ret_client = c;
 	return 0;
@@ -66,35 +59,13 @@ void agent_client_free(struct agent_client *c)
 	free(c);
 }
 
-static int send_all(struct agent_client *c, const uint8_t *buf, size_t len, int64_t deadline)
-{
-	while (len > 0) {
-		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
-		if (n > 0) {
-			buf += n;
-			len -= (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN)
-			return -errno;
-		int64_t left = deadline - now_ms();
-		if (left <= 0)
-			return -ETIMEDOUT;
-		struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
-		poll(&pfd, 1, (int)left);
-	}
-	return 0;
-}
-
 static int send_frame(struct agent_client *c, uint8_t type, uint32_t id, const void *payload,
 		      uint32_t len, int64_t deadline)
 {
 	int n = agent_frame_encode(type, id, payload, len, c->frame_buf, sizeof(c->frame_buf));
 	if (n < 0)
 		return n;
-	return send_all(c, c->frame_buf, (size_t)n, deadline);
+	return agent_write_all(c->fd, c->frame_buf, (size_t)n, deadline);
 }
 
 /* Waits for the next frame, until deadline. */
@@ -104,7 +75,7 @@ static int recv_frame(struct agent_client *c, struct agent_frame *f, int64_t dea
 		int r = agent_decoder_next(&c->dec, f);
 		if (r != 0)
 			return r;
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - agent_now_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
@@ -131,7 +102,7 @@ static int recv_frame(struct agent_client *c, struct agent_frame *f, int64_t dea
 int agent_client_ping(struct agent_client *c, int timeout_ms, char *ident, size_t ident_len,
 		      struct ddtk_err *err)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = agent_now_ms() + timeout_ms;
 	uint32_t id = c->next_id++;
 	int r = send_frame(c, AGENT_MSG_PING, id, NULL, 0, deadline);
 	if (r < 0)
@@ -182,7 +153,7 @@ int agent_client_exec(struct agent_client *c, const char *command, uint32_t time
 
 	/* 0 means "the agent's maximum"; the host still waits a bounded time. */
 	int64_t wait_ms = (int64_t)(timeout_ms ? timeout_ms : 24u * 3600u * 1000u) + AGENT_CLIENT_GRACE_MS;
-	int64_t deadline = now_ms() + wait_ms;
+	int64_t deadline = agent_now_ms() + wait_ms;
 	uint32_t id = c->next_id++;
 	int r = send_frame(c, AGENT_MSG_EXEC, id, payload, (uint32_t)(4 + cmd_len), deadline);
 	free(payload);

@@ -111,3 +111,47 @@ image_inputs_key() {
     sha256sum "$@" /bin/busybox
   } | sha256sum | cut -d' ' -f1
 }
+
+# Builds an image. The caller sets IMAGE_ROLE, IMAGE_MODULES (array), IMAGE_PROGRAMS (array, may be
+# empty), IMAGE_INIT (its /init), IMAGE_HOSTNAME, and may define image_customize ROOT for extra
+# steps. Arguments: OUTDIR CACHEDIR AGENT_BINARY [STAMP]. Writes OUTDIR/vmlinuz, OUTDIR/initrd.gz
+# and OUTDIR/kernel-version; does nothing when no input changed since the last build.
+image_build() {
+  local out=$1 cache=$2 agent=$3 stamp=${4:-}
+  local key
+  key=$(image_inputs_key "$0" "${BASH_SOURCE[0]}" "$IMAGE_INIT" "$agent" ${IMAGE_PROGRAMS[@]+"${IMAGE_PROGRAMS[@]}"})
+  if [ -f "$out/initrd.gz" ] && [ "$(cat "$out/.key" 2>/dev/null)" = "$key" ]; then
+    image_log "up to date ($out)"
+  else
+    image_fetch_kernel "$cache"
+    local root
+    root=$(mktemp -d)
+    # shellcheck disable=SC2064 # expand now: root is local
+    trap "rm -rf '$root'" EXIT
+    image_log "kernel $KERNEL_VERSION; adding busybox, modules: ${IMAGE_MODULES[*]}"
+    image_add_base "$root"
+    image_add_modules "$root" "${IMAGE_MODULES[@]}"
+    if [ ${#IMAGE_PROGRAMS[@]} -gt 0 ]; then
+      image_log "adding ${IMAGE_PROGRAMS[*]} and their libraries"
+      local p
+      for p in "${IMAGE_PROGRAMS[@]}"; do
+        image_add_program "$root" "$p"
+      done
+    fi
+    install -m 0755 "$IMAGE_INIT" "$root/init"
+    install -m 0755 "$agent" "$root/sbin/ddtk-guest-agent"
+    echo "$IMAGE_HOSTNAME" > "$root/etc/hostname"
+    if declare -F image_customize >/dev/null; then
+      image_customize "$root"
+    fi
+    mkdir -p "$out"
+    image_log "packing initramfs"
+    image_pack "$root" "$out/initrd.gz"
+    cp "$KERNEL_DIR/boot/vmlinuz-$KERNEL_VERSION" "$out/vmlinuz.tmp"
+    mv "$out/vmlinuz.tmp" "$out/vmlinuz"
+    echo "$KERNEL_VERSION" > "$out/kernel-version"
+    echo "$key" > "$out/.key"
+    image_log "done: $out/initrd.gz ($(du -h "$out/initrd.gz" | cut -f1))"
+  fi
+  [ -z "$stamp" ] || touch "$stamp"
+}

@@ -20,5 +20,14 @@ expect_match "vfio" "$(in_vm dd 'ls /dev/vfio; cat /proc/modules | cut -d" " -f1
 expect_match "iommu groups" "$(in_vm dd 'ls /sys/kernel/iommu_groups | wc -l')" "^[1-9][0-9]*$"
 expect_match "virtio-serial ports" "$(in_vm dd 'cat /sys/class/virtio-ports/*/name')" "org.ddtk.control.0"
 
+# `up` on a running instance fails and leaves the running VM alone.
+set +e
+out=$("$DDTK" up 2>&1)
+rc=$?
+set -e
+expect_eq "up while running: status" "$rc" 1
+expect_match "up while running: message" "$out" "already runs"
+expect_eq "dd still runs" "$("$DDTK" status | awk '$1 == "dd" { print $4 }')" running
+
 "$DDTK" stop dd
 expect_eq "dd state after stop" "$("$DDTK" status | awk '$1 == "dd" { print $4, $5 }')" "not running"
