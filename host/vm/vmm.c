@@ -237,15 +237,21 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-static bool domain_running(struct vmm *m, const char *domain)
+/* The domain's libvirt state: -ENOENT when libvirt has no such domain, -EIO when it cannot tell. */
+static int domain_state(struct vmm *m, const char *domain, int *ret_state)
 {
 	virDomainPtr dom = domain_lookup(m, domain);
 	if (!dom)
-		return false;
-	int state = VIR_DOMAIN_NOSTATE;
-	bool running = virDomainGetState(dom, &state, NULL, 0) == 0 && state == VIR_DOMAIN_RUNNING;
+		return -ENOENT;
+	int ok = virDomainGetState(dom, ret_state, NULL, 0);
 	virDomainFree(dom);
-	return running;
+	return ok == 0 ? 0 : -EIO;
+}
+
+static bool domain_running(struct vmm *m, const char *domain)
+{
+	int state;
+	return domain_state(m, domain, &state) == 0 && state == VIR_DOMAIN_RUNNING;
 }
 
 /* Sets err to `why`, followed by the end of the console log. */
@@ -324,13 +330,11 @@ const char *vmm_state(struct vmm *m, const char *vm)
 	struct vmm_vm v;
 	if (vmm_vm_get(m, vm, &v, NULL) < 0)
 		return "unknown";
-	virDomainPtr dom = domain_lookup(m, v.domain);
-	if (!dom)
-		return "not running";
 	int state = VIR_DOMAIN_NOSTATE;
-	int ok = virDomainGetState(dom, &state, NULL, 0);
-	virDomainFree(dom);
-	if (ok < 0)
+	int r = domain_state(m, v.domain, &state);
+	if (r == -ENOENT)
+		return "not running";
+	if (r < 0)
 		return "unknown";
 	switch ((virDomainState)state) {
 	case VIR_DOMAIN_RUNNING: return "running";
@@ -389,7 +393,8 @@ int vmm_purge(struct vmm *m, struct ddtk_err *err)
 	const struct ddtk_config *cfg = m->cfg;
 	for (unsigned i = 0; i <= cfg->n_clients; i++) {
 		const char *vm = i == cfg->n_clients ? "dd" : cfg->clients[i].name;
-		if (strcmp(vmm_state(m, vm), "not running") != 0 && strcmp(vmm_state(m, vm), "shut off") != 0)
+		const char *state = vmm_state(m, vm);
+		if (strcmp(state, "not running") != 0 && strcmp(state, "shut off") != 0)
 			return ddtk_err_set(err, -EBUSY, "%s still runs: stop it first", vm);
 	}
 	if (nftw(m->instance_dir, purge_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
