@@ -187,6 +187,23 @@ static virDomainPtr domain_lookup(struct vmm *m, const char *name)
 	return virDomainLookupByName(m->conn, name);
 }
 
+/* The domain's libvirt state: -ENOENT when libvirt has no such domain, -EIO when it cannot tell. */
+static int domain_state(struct vmm *m, const char *domain, int *ret_state)
+{
+	virDomainPtr dom = domain_lookup(m, domain);
+	if (!dom)
+		return -ENOENT;
+	int ok = virDomainGetState(dom, ret_state, NULL, 0);
+	virDomainFree(dom);
+	return ok == 0 ? 0 : -EIO;
+}
+
+static bool domain_running(struct vmm *m, const char *domain)
+{
+	int state;
+	return domain_state(m, domain, &state) == 0 && state == VIR_DOMAIN_RUNNING;
+}
+
 int vmm_start(struct vmm *m, const char *vm, struct ddtk_err *err)
 {
 	struct vmm_vm v;
@@ -194,13 +211,10 @@ int vmm_start(struct vmm *m, const char *vm, struct ddtk_err *err)
 	if (r < 0)
 		return r;
 
-	virDomainPtr dom = domain_lookup(m, v.domain);
-	if (dom) {
-		int active = virDomainIsActive(dom);
-		virDomainFree(dom);
-		if (active == 1)
-			return ddtk_err_set(err, -EEXIST, "%s already runs as domain %s", vm, v.domain);
-	}
+	/* Running or paused: anything but stopped is this VM in use. */
+	int state;
+	if (domain_state(m, v.domain, &state) == 0 && state != VIR_DOMAIN_SHUTOFF)
+		return ddtk_err_set(err, -EEXIST, "%s already runs as domain %s", vm, v.domain);
 	if (access(v.image_kernel, R_OK) < 0 || access(v.image_initrd, R_OK) < 0)
 		return ddtk_err_set(err, -ENOENT, "the %s image is missing (%s): build it with `ninja -C build`"
 				    " or set images-dir", vm_role_name(v.role), v.image_initrd);
@@ -216,7 +230,7 @@ int vmm_start(struct vmm *m, const char *vm, struct ddtk_err *err)
 	char *xml = NULL;
 	if ((r = vm_xml_build(&v.spec, &xml, err)) < 0)
 		return r;
-	dom = virDomainCreateXML(m->conn, xml, VIR_DOMAIN_NONE);
+	virDomainPtr dom = virDomainCreateXML(m->conn, xml, VIR_DOMAIN_NONE);
 	free(xml);
 	if (!dom)
 		return ddtk_err_set(err, -EIO, "libvirt cannot start %s: %s", v.domain, virGetLastErrorMessage());
@@ -235,23 +249,6 @@ static void sleep_ms(unsigned ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 	nanosleep(&ts, NULL);
-}
-
-/* The domain's libvirt state: -ENOENT when libvirt has no such domain, -EIO when it cannot tell. */
-static int domain_state(struct vmm *m, const char *domain, int *ret_state)
-{
-	virDomainPtr dom = domain_lookup(m, domain);
-	if (!dom)
-		return -ENOENT;
-	int ok = virDomainGetState(dom, ret_state, NULL, 0);
-	virDomainFree(dom);
-	return ok == 0 ? 0 : -EIO;
-}
-
-static bool domain_running(struct vmm *m, const char *domain)
-{
-	int state;
-	return domain_state(m, domain, &state) == 0 && state == VIR_DOMAIN_RUNNING;
 }
 
 /* Sets err to `why`, followed by the end of the console log. */
