@@ -1,0 +1,922 @@
+/* ddtk-blk: the virtio-blk vhost-user back-end. Serves one or more volumes (a byte range of a file
+ * or block device each) to one front-end per volume, with all I/O on one io_uring. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <liburing.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <linux/falloc.h>
+
+#include "ddtk-config.h"
+#include "blk-req.h"
+#include "blk-volume.h"
+#include "vu-server.h"
+
+#define BLK_MAX_EXPORTS 64
+#define BLK_DEFAULT_QUEUES 8
+#define BLK_MAX_QUEUE_SIZE 1024
+#define BLK_SEG_MAX 256            /* data segments per request; VU_ELEM_MAX_IOV leaves room to split */
+#define BLK_RING_ENTRIES 1024
+#define BLK_MAX_DISCARD_SECTORS (UINT32_C(1) << 22)
+
+enum blk_op_kind {
+	BLK_OP_READ,
+	BLK_OP_WRITE,
+	BLK_OP_FLUSH,
+	BLK_OP_DISCARD,
+	BLK_OP_ZERO,
+	BLK_OP_ZERO_BY_PUNCH,
+	_BLK_OP_LAST,
+};
+
+struct blk_queue;
+
+struct blk_op {
+	struct blk_request *req;
+	enum blk_op_kind kind;
+	uint64_t offset;
+	uint64_t len;
+};
+
+struct blk_request {
+	struct blk_queue *q;
+	struct blk_request *next_free;
+	unsigned pending;                 /* operations not completed */
+	uint8_t status;
+	uint32_t written;                 /* bytes written into the guest's buffers */
+	struct blk_req req;
+	struct blk_op ops[BLK_MAX_SEGS];
+	struct vu_elem elem;
+};
+
+struct blk_export;
+
+struct blk_queue {
+	struct blk_export *exp;
+	struct vu_vq *vq;
+	struct vu_watch kick_watch;
+	struct blk_request *free_list;
+	unsigned allocated;
+	unsigned inflight;                /* requests with operations outstanding */
+	bool need_notify;
+	struct blk_queue *next_notify;
+};
+
+struct blk_export {
+	struct blk_volume vol;
+	char socket_path[108];
+	int fd;                           /* --fd */
+	unsigned num_queues;
+	struct vu_dev dev;
+	struct vu_server srv;
+	struct blk_queue queues[VU_MAX_QUEUES];
+	struct virtio_blk_config config;
+	bool zero_range_unsupported;      /* fall back to punching holes (regular files only) */
+	uint64_t requests, errors;
+};
+
+static struct {
+	struct io_uring ring;
+	unsigned sq_pending;              /* SQEs prepared, not submitted */
+	int ring_efd;
+	struct vu_watch ring_watch;
+	struct vu_loop loop;
+	struct blk_queue *notify_list;
+	struct blk_export *exports[BLK_MAX_EXPORTS];
+	unsigned nexports;
+	int sigfd;
+	struct vu_watch sig_watch;
+	bool verbose;
+} blk;
+
+static void reap(void);
+
+/* ---------- completion ---------- */
+
+static void queue_mark_notify(struct blk_queue *q)
+{
+	if (q->need_notify)
+		return;
+	q->need_notify = true;
+	q->next_notify = blk.notify_list;
+	blk.notify_list = q;
+}
+
+static void notify_all(void)
+{
+	while (blk.notify_list) {
+		struct blk_queue *q = blk.notify_list;
+
+		blk.notify_list = q->next_notify;
+		q->need_notify = false;
+		if (q->vq && q->vq->started)
+			vu_dev_notify(&q->exp->dev, q->vq);
+	}
+}
+
+static void request_free(struct blk_request *r)
+{
+	struct blk_queue *q = r->q;
+
+	r->next_free = q->free_list;
+	q->free_list = r;
+}
+
+static void request_finish(struct blk_request *r)
+{
+	struct blk_queue *q = r->q;
+	struct blk_export *exp = q->exp;
+
+	q->inflight--;
+	if (r->status != VIRTIO_BLK_S_OK)
+		exp->errors++;
+	/* A broken device's memory is still mapped (stop waits for us) but nobody reads its rings. */
+	if (!exp->dev.broken && q->vq->started) {
+		*r->req.status = r->status;
+		if (vu_vq_push(q->vq, r->elem.head, r->written + 1) == 0)
+			queue_mark_notify(q);
+	}
+	request_free(r);
+}
+
+static struct io_uring_sqe *get_sqe(void)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&blk.ring);
+
+	if (!sqe) {
+		/* The submission ring is full: hand it to the kernel and take the room back. */
+		io_uring_submit(&blk.ring);
+		blk.sq_pending = 0;
+		reap();
+		sqe = io_uring_get_sqe(&blk.ring);
+	}
+	if (sqe)
+		blk.sq_pending++;
+	return sqe;
+}
+
+static void op_submit(struct blk_op *op)
+{
+	struct blk_request *r = op->req;
+	int fd = r->q->exp->vol.fd;
+	struct io_uring_sqe *sqe = get_sqe();
+
+	if (!sqe) {
+		r->status = VIRTIO_BLK_S_IOERR;
+		return;
+	}
+	switch (op->kind) {
+	case BLK_OP_READ:
+		io_uring_prep_readv(sqe, fd, r->req.in, r->req.in_num, op->offset);
+		break;
+	case BLK_OP_WRITE:
+		io_uring_prep_writev(sqe, fd, r->req.out, r->req.out_num, op->offset);
+		break;
+	case BLK_OP_FLUSH:
+		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+		break;
+	case BLK_OP_DISCARD:
+	case BLK_OP_ZERO_BY_PUNCH:
+		io_uring_prep_fallocate(sqe, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, op->offset, op->len);
+		break;
+	case BLK_OP_ZERO:
+		io_uring_prep_fallocate(sqe, fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, op->offset, op->len);
+		break;
+	case _BLK_OP_LAST:
+		break;
+	}
+	io_uring_sqe_set_data(sqe, op);
+	r->pending++;
+}
+
+static void op_complete(struct blk_op *op, int res)
+{
+	struct blk_request *r = op->req;
+	struct blk_export *exp = r->q->exp;
+
+	r->pending--;
+	switch (op->kind) {
+	case BLK_OP_READ:
+	case BLK_OP_WRITE:
+		/* io_uring returns short counts only at end of file: the backing shrank. */
+		if (res < 0 || (uint64_t)res != op->len) {
+			fprintf(stderr, "%s: %s of %" PRIu64 " bytes at %" PRIu64 ": %s\n", exp->srv.name,
+				op->kind == BLK_OP_READ ? "read" : "write", op->len, op->offset,
+				res < 0 ? strerror(-res) : "short transfer");
+			r->status = VIRTIO_BLK_S_IOERR;
+		} else if (op->kind == BLK_OP_READ) {
+			r->written = (uint32_t)res;
+		}
+		break;
+	case BLK_OP_FLUSH:
+		if (res < 0) {
+			fprintf(stderr, "%s: flush: %s\n", exp->srv.name, strerror(-res));
+			r->status = VIRTIO_BLK_S_IOERR;
+		}
+		break;
+	case BLK_OP_DISCARD:
+		/* Discard is a hint: a backing that cannot punch holes just keeps the data. */
+		if (res < 0 && res != -EOPNOTSUPP) {
+			fprintf(stderr, "%s: discard: %s\n", exp->srv.name, strerror(-res));
+			r->status = VIRTIO_BLK_S_IOERR;
+		}
+		break;
+	case BLK_OP_ZERO:
+		if (res == -EOPNOTSUPP && !exp->vol.is_blockdev) {
+			/* tmpfs has no ZERO_RANGE; a hole in a regular file reads back as zeroes. */
+			exp->zero_range_unsupported = true;
+			op->kind = BLK_OP_ZERO_BY_PUNCH;
+			op_submit(op);
+			return;
+		}
+		/* fall through */
+	case BLK_OP_ZERO_BY_PUNCH:
+		if (res < 0) {
+			fprintf(stderr, "%s: write-zeroes: %s\n", exp->srv.name, strerror(-res));
+			r->status = VIRTIO_BLK_S_IOERR;
+		}
+		break;
+	case _BLK_OP_LAST:
+		break;
+	}
+	if (r->pending == 0)
+		request_finish(r);
+}
+
+static void reap(void)
+{
+	struct io_uring_cqe *cqes[64];
+	unsigned n;
+
+	while ((n = io_uring_peek_batch_cqe(&blk.ring, cqes, 64)) > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			struct blk_op *op = io_uring_cqe_get_data(cqes[i]);
+			int res = cqes[i]->res;
+
+			/* Mark the CQE seen before completing: completion may queue new SQEs. */
+			io_uring_cqe_seen(&blk.ring, cqes[i]);
+			if (op)
+				op_complete(op, res);
+		}
+	}
+}
+
+/* Submits what the callbacks prepared, completes what is done, notifies drivers once each. */
+static void flush_io(void)
+{
+	if (blk.sq_pending) {
+		blk.sq_pending = 0;
+		io_uring_submit(&blk.ring);
+	}
+	reap();
+	if (blk.sq_pending) {
+		blk.sq_pending = 0;
+		io_uring_submit(&blk.ring);
+	}
+	notify_all();
+}
+
+/* ---------- requests ---------- */
+
+static uint8_t start_rw(struct blk_request *r, bool write)
+{
+	struct blk_export *exp = r->q->exp;
+	uint64_t len = write ? r->req.out_len : r->req.in_len;
+	uint64_t offset;
+
+	if (write && exp->vol.read_only)
+		return VIRTIO_BLK_S_IOERR;
+	/* Data in the wrong direction is a malformed request. */
+	if ((write && r->req.in_len) || (!write && r->req.out_len))
+		return VIRTIO_BLK_S_IOERR;
+	if (blk_volume_check_range(&exp->vol, r->req.sector, len, &offset) < 0)
+		return VIRTIO_BLK_S_IOERR;
+	if (len == 0)
+		return VIRTIO_BLK_S_OK;
+	r->ops[0] = (struct blk_op){ .req = r, .kind = write ? BLK_OP_WRITE : BLK_OP_READ, .offset = offset, .len = len };
+	op_submit(&r->ops[0]);
+	return VIRTIO_BLK_S_OK;
+}
+
+static uint8_t start_discard_zeroes(struct blk_request *r, bool zeroes)
+{
+	struct blk_export *exp = r->q->exp;
+	struct virtio_blk_discard_write_zeroes segs[BLK_MAX_SEGS];
+	int n;
+
+	if (exp->vol.read_only)
+		return VIRTIO_BLK_S_IOERR;
+	n = blk_req_segments(&r->req, segs, BLK_MAX_SEGS);
+	if (n < 0 || r->req.in_len)
+		return VIRTIO_BLK_S_IOERR;
+	for (int i = 0; i < n; i++) {
+		uint64_t len = (uint64_t)segs[i].num_sectors * BLK_SECTOR_SIZE, offset;
+
+		if (segs[i].flags & ~(uint32_t)(zeroes ? VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP : 0))
+			return VIRTIO_BLK_S_UNSUPP;
+		if (segs[i].num_sectors > BLK_MAX_DISCARD_SECTORS ||
+		    blk_volume_check_range(&exp->vol, segs[i].sector, len, &offset) < 0)
+			return VIRTIO_BLK_S_IOERR;
+		r->ops[i] = (struct blk_op){ .req = r, .offset = offset, .len = len };
+	}
+	/* Every segment is checked before the first is submitted: all or nothing is attempted. */
+	for (int i = 0; i < n; i++) {
+		if (r->ops[i].len == 0)
+			continue;
+		r->ops[i].kind = !zeroes ? BLK_OP_DISCARD
+			       : exp->zero_range_unsupported ? BLK_OP_ZERO_BY_PUNCH : BLK_OP_ZERO;
+		op_submit(&r->ops[i]);
+	}
+	return VIRTIO_BLK_S_OK;
+}
+
+static uint8_t start_get_id(struct blk_request *r)
+{
+	const struct blk_volume *vol = &r->q->exp->vol;
+	uint8_t id[VIRTIO_BLK_ID_BYTES] = { 0 };
+	uint64_t len = r->req.in_len < sizeof(id) ? r->req.in_len : sizeof(id);
+
+	memcpy(id, vol->serial, strnlen(vol->serial, sizeof(id)));
+	r->written = (uint32_t)vu_iov_from_buf(r->req.in, r->req.in_num, 0, id, len);
+	return VIRTIO_BLK_S_OK;
+}
+
+static void request_start(struct blk_request *r)
+{
+	struct blk_export *exp = r->q->exp;
+	uint8_t status;
+
+	exp->requests++;
+	r->pending = 0;
+	r->written = 0;
+	r->status = VIRTIO_BLK_S_OK;
+	switch (r->req.type) {
+	case VIRTIO_BLK_T_IN:
+		status = start_rw(r, false);
+		break;
+	case VIRTIO_BLK_T_OUT:
+		status = start_rw(r, true);
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		status = VIRTIO_BLK_S_OK;
+		if (!exp->vol.read_only) {
+			r->ops[0] = (struct blk_op){ .req = r, .kind = BLK_OP_FLUSH };
+			op_submit(&r->ops[0]);
+		}
+		break;
+	case VIRTIO_BLK_T_GET_ID:
+		status = start_get_id(r);
+		break;
+	case VIRTIO_BLK_T_DISCARD:
+		status = start_discard_zeroes(r, false);
+		break;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		status = start_discard_zeroes(r, true);
+		break;
+	default:
+		status = VIRTIO_BLK_S_UNSUPP;
+		break;
+	}
+	if (status != VIRTIO_BLK_S_OK)
+		r->status = status;
+	r->q->inflight++;
+	if (r->pending == 0)
+		request_finish(r);
+}
+
+static struct blk_request *request_alloc(struct blk_queue *q)
+{
+	struct blk_request *r = q->free_list;
+
+	if (r) {
+		q->free_list = r->next_free;
+		return r;
+	}
+	/* At most one request per ring entry is ever in flight; the pool never grows beyond that. */
+	if (q->allocated > q->vq->num)
+		return NULL;
+	r = malloc(sizeof(*r));
+	if (!r)
+		return NULL;
+	r->q = q;
+	q->allocated++;
+	return r;
+}
+
+static void queue_break(struct blk_queue *q, const char *what, int err)
+{
+	struct blk_export *exp = q->exp;
+
+	vu_dev_set_broken(&exp->dev, "queue %u: %s (%s)", q->vq->index, what, strerror(-err));
+	fprintf(stderr, "%s: device broken: %s; other clients are not affected\n", exp->srv.name,
+		exp->dev.broken_reason);
+	/* Stop listening to every queue of this device; its front-end must reset or reconnect. */
+	for (unsigned i = 0; i < exp->num_queues; i++)
+		vu_loop_del(&blk.loop, &exp->queues[i].kick_watch);
+}
+
+static void queue_process(struct blk_queue *q)
+{
+	for (;;) {
+		struct blk_request *r;
+		int ret;
+
+		if (q->exp->dev.broken)
+			return;
+		r = request_alloc(q);
+		if (!r) {
+			queue_break(q, "out of request slots", -ENOMEM);
+			return;
+		}
+		ret = vu_vq_pop(q->vq, &r->elem);
+		if (ret <= 0) {
+			request_free(r);
+			if (ret < 0)
+				queue_break(q, "guest broke the ring", ret);
+			return;
+		}
+		ret = blk_req_parse(&r->elem, &r->req);
+		if (ret == -EINVAL) {
+			request_free(r);
+			queue_break(q, "request without a status byte", ret);
+			return;
+		}
+		if (ret < 0) {
+			r->pending = 0;
+			r->written = 0;
+			r->status = VIRTIO_BLK_S_IOERR;
+			q->inflight++;
+			request_finish(r);
+			continue;
+		}
+		request_start(r);
+	}
+}
+
+static void on_kick(struct vu_watch *w, uint32_t events)
+{
+	struct blk_queue *q = vu_container_of(w, struct blk_queue, kick_watch);
+	eventfd_t v;
+
+	(void)eventfd_read(w->fd, &v);
+	queue_process(q);
+}
+
+/* ---------- vu_dev back-end ops ---------- */
+
+static int blk_get_config(void *backend, uint32_t offset, uint8_t *buf, uint32_t len)
+{
+	struct blk_export *exp = backend;
+
+	memcpy(buf, (uint8_t *)&exp->config + offset, len);
+	return 0;
+}
+
+static int blk_queue_start(void *backend, struct vu_vq *vq)
+{
+	struct blk_export *exp = backend;
+	struct blk_queue *q = &exp->queues[vq->index];
+	int r;
+
+	q->vq = vq;
+	r = vu_loop_add(&blk.loop, &q->kick_watch, vq->kick_fd, EPOLLIN, on_kick);
+	if (r < 0)
+		return r;
+	/* Requests a previous back-end left in flight, or kicks sent before we watched. */
+	queue_process(q);
+	return 0;
+}
+
+static void blk_queue_stop(void *backend, struct vu_vq *vq)
+{
+	struct blk_export *exp = backend;
+	struct blk_queue *q = &exp->queues[vq->index];
+
+	vu_loop_del(&blk.loop, &q->kick_watch);
+	/* The front-end's memory stays mapped until this returns: wait for every operation on it. */
+	while (q->inflight) {
+		blk.sq_pending = 0;
+		if (io_uring_submit_and_wait(&blk.ring, 1) < 0 && errno != EINTR)
+			break;
+		reap();
+	}
+	notify_all();
+	while (q->free_list) {
+		struct blk_request *r = q->free_list;
+
+		q->free_list = r->next_free;
+		free(r);
+	}
+	q->allocated = 0;
+}
+
+static const struct vu_backend_ops blk_backend_ops = {
+	.get_config = blk_get_config,
+	.queue_start = blk_queue_start,
+	.queue_stop = blk_queue_stop,
+};
+
+static void export_config(struct blk_export *exp)
+{
+	struct virtio_blk_config *c = &exp->config;
+	uint64_t sectors = exp->vol.size / BLK_SECTOR_SIZE;
+
+	memset(c, 0, sizeof(*c));
+	c->capacity = htole64(sectors);
+	c->seg_max = htole32(BLK_SEG_MAX);
+	c->blk_size = htole32(BLK_SECTOR_SIZE);
+	c->num_queues = htole16(exp->num_queues);
+	c->max_discard_sectors = htole32(BLK_MAX_DISCARD_SECTORS);
+	c->max_discard_seg = htole32(BLK_MAX_SEGS);
+	c->discard_sector_alignment = htole32(1);
+	c->max_write_zeroes_sectors = htole32(BLK_MAX_DISCARD_SECTORS);
+	c->max_write_zeroes_seg = htole32(BLK_MAX_SEGS);
+	c->write_zeroes_may_unmap = 1;
+}
+
+static int export_start(struct blk_export *exp)
+{
+	struct vu_dev_info info = {
+		.features = VU_BIT(VIRTIO_BLK_F_SEG_MAX) | VU_BIT(VIRTIO_BLK_F_BLK_SIZE) |
+			    VU_BIT(VIRTIO_BLK_F_FLUSH) | VU_BIT(VIRTIO_BLK_F_MQ) | VU_BIT(VIRTIO_BLK_F_DISCARD) |
+			    VU_BIT(VIRTIO_BLK_F_WRITE_ZEROES),
+		.protocol_features = VU_BIT(VU_PROTOCOL_F_MQ) | VU_BIT(VU_PROTOCOL_F_REPLY_ACK) |
+				     VU_BIT(VU_PROTOCOL_F_CONFIG) | VU_BIT(VU_PROTOCOL_F_INFLIGHT_SHMFD) |
+				     VU_BIT(VU_PROTOCOL_F_RESET_DEVICE),
+		.num_queues = exp->num_queues,
+		.max_queue_size = BLK_MAX_QUEUE_SIZE,
+		.config_size = sizeof(struct virtio_blk_config),
+	};
+	char err[512], name[128];
+	int r;
+
+	if (exp->vol.read_only)
+		info.features |= VU_BIT(VIRTIO_BLK_F_RO);
+	r = blk_volume_open(&exp->vol, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "ddtk-blk: %s\n", err);
+		return r;
+	}
+	export_config(exp);
+	for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
+		exp->queues[i].exp = exp;
+	r = vu_dev_init(&exp->dev, &info, &vu_socket_transport_ops, NULL, &blk_backend_ops, exp);
+	if (r < 0)
+		return r;
+	snprintf(name, sizeof(name), "ddtk-blk[%s]", exp->socket_path[0] ? exp->socket_path : "fd");
+	r = vu_server_init(&exp->srv, &blk.loop, &exp->dev, name, exp->socket_path[0] ? exp->socket_path : NULL,
+			   exp->fd);
+	if (r < 0) {
+		fprintf(stderr, "ddtk-blk: cannot serve %s: %s\n", exp->socket_path[0] ? exp->socket_path : "--fd",
+			strerror(-r));
+		return r;
+	}
+	fprintf(stderr, "%s: serving %s (%" PRIu64 " bytes at offset %" PRIu64 "%s), %u queues\n", name,
+		exp->vol.path, exp->vol.size, exp->vol.offset, exp->vol.read_only ? ", read-only" : "",
+		exp->num_queues);
+	return 0;
+}
+
+/* ---------- command line ---------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: ddtk-blk --socket-path=PATH --blk-file=FILE [--offset=N] [--size=N] [--read-only]\n"
+"                [--serial=ID] [--num-queues=N]\n"
+"       ddtk-blk --fd=FDNUM --blk-file=FILE [...]\n"
+"       ddtk-blk --export socket=PATH,file=FILE[,offset=N][,size=N][,read-only][,serial=ID]\n"
+"                [,num-queues=N] [--export ...]\n"
+"       ddtk-blk --print-capabilities\n"
+"\n"
+"A vhost-user virtio-blk back-end (ddtk). Each export serves a volume, the byte range\n"
+"[offset, offset+size) of FILE (a regular file or a block device), to one QEMU at a time;\n"
+"no request can reach outside it. Sizes take k, M, G, T suffixes; size defaults to the rest\n"
+"of the file. I/O is buffered, on io_uring; FLUSH is a real fdatasync.\n"
+"\n"
+"  --socket-path=PATH    listen on this Unix socket (a stale socket file is replaced)\n"
+"  --fd=FDNUM            serve on this inherited socket (listening or connected)\n"
+"  --blk-file=FILE       backing file or block device\n"
+"  --offset=N --size=N   the volume's byte range (multiples of 512)\n"
+"  --read-only           refuse writes (the guest sees a read-only disk)\n"
+"  --serial=ID           the disk's serial number (up to 20 characters)\n"
+"  --num-queues=N        queues offered (default %u, at most %u)\n"
+"  --export SPEC         one more volume and socket; repeat for several clients\n"
+"  --print-capabilities  print the vhost-user capabilities as JSON and exit\n"
+"  --verbose             print a line per connection and at exit counters per export\n"
+"\n"
+"QEMU:    -chardev socket,id=c0,path=PATH,reconnect=1\n"
+"         -device vhost-user-blk-pci,chardev=c0,num-queues=N\n"
+"         (guest RAM must be shared: -object memory-backend-memfd,id=m,size=..,share=on\n"
+"          -machine memory-backend=m)\n"
+"libvirt: <disk type='vhostuser' device='disk'>\n"
+"           <driver name='qemu' type='raw'/>\n"
+"           <source type='unix' path='PATH'><reconnect enabled='yes' timeout='1'/></source>\n"
+"           <target dev='vda' bus='virtio'/>\n"
+"         </disk>   plus <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\n"
+"If ddtk-blk is restarted, QEMU reconnects and re-sends the requests that were in flight.\n",
+		BLK_DEFAULT_QUEUES, VU_MAX_QUEUES);
+}
+
+static int parse_uint(const char *s, unsigned max, unsigned *ret)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v == 0 || v > max)
+		return -EINVAL;
+	*ret = (unsigned)v;
+	return 0;
+}
+
+static struct blk_export *export_new(void)
+{
+	struct blk_export *exp;
+
+	if (blk.nexports == BLK_MAX_EXPORTS) {
+		fprintf(stderr, "ddtk-blk: at most %d exports\n", BLK_MAX_EXPORTS);
+		return NULL;
+	}
+	exp = calloc(1, sizeof(*exp));
+	if (!exp)
+		return NULL;
+	blk_volume_init(&exp->vol);
+	exp->fd = -1;
+	exp->num_queues = BLK_DEFAULT_QUEUES;
+	blk.exports[blk.nexports++] = exp;
+	return exp;
+}
+
+/* Applies one key of --export or one of the single-export options. */
+static int export_set(struct blk_export *exp, const char *key, const char *value)
+{
+	uint64_t v;
+
+	if (!strcmp(key, "socket") || !strcmp(key, "socket-path")) {
+		if (!value || strlen(value) >= sizeof(exp->socket_path))
+			return -EINVAL;
+		strcpy(exp->socket_path, value);
+	} else if (!strcmp(key, "fd")) {
+		unsigned fd;
+
+		if (!value || parse_uint(value, INT32_MAX, &fd) < 0)
+			return -EINVAL;
+		exp->fd = (int)fd;
+	} else if (!strcmp(key, "file") || !strcmp(key, "blk-file")) {
+		if (!value || !*value || strlen(value) >= sizeof(exp->vol.path))
+			return -EINVAL;
+		strcpy(exp->vol.path, value);
+	} else if (!strcmp(key, "offset")) {
+		if (!value || blk_parse_size(value, &v) < 0)
+			return -EINVAL;
+		exp->vol.offset = v;
+	} else if (!strcmp(key, "size")) {
+		if (!value || blk_parse_size(value, &v) < 0 || v == 0)
+			return -EINVAL;
+		exp->vol.size = v;
+	} else if (!strcmp(key, "read-only")) {
+		if (value && strcmp(value, "on") && strcmp(value, "off"))
+			return -EINVAL;
+		exp->vol.read_only = !value || !strcmp(value, "on");
+	} else if (!strcmp(key, "serial")) {
+		if (!value || strlen(value) > BLK_SERIAL_MAX)
+			return -EINVAL;
+		strcpy(exp->vol.serial, value);
+	} else if (!strcmp(key, "num-queues")) {
+		if (!value || parse_uint(value, VU_MAX_QUEUES, &exp->num_queues) < 0)
+			return -EINVAL;
+	} else {
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int export_parse(const char *spec)
+{
+	struct blk_export *exp = export_new();
+	char *copy, *p;
+	int r = 0;
+
+	if (!exp)
+		return -ENOMEM;
+	copy = strdup(spec);
+	if (!copy)
+		return -ENOMEM;
+	for (p = copy; p && *p && r == 0;) {
+		char *comma = strchr(p, ','), *eq;
+
+		if (comma)
+			*comma = '\0';
+		eq = strchr(p, '=');
+		if (eq)
+			*eq = '\0';
+		r = export_set(exp, p, eq ? eq + 1 : NULL);
+		if (r == -ENOENT)
+			fprintf(stderr, "ddtk-blk: --export: unknown key '%s'\n", p);
+		else if (r < 0)
+			fprintf(stderr, "ddtk-blk: --export: bad value for '%s'\n", p);
+		p = comma ? comma + 1 : NULL;
+	}
+	free(copy);
+	return r < 0 ? -EINVAL : 0;
+}
+
+static void print_capabilities(void)
+{
+	printf("{\n  \"type\": \"block\",\n  \"features\": [\n    \"read-only-mode\",\n    \"blk-file\"\n  ]\n}\n");
+}
+
+static void on_signal(struct vu_watch *w, uint32_t events)
+{
+	struct signalfd_siginfo si;
+
+	if (read(w->fd, &si, sizeof(si)) == sizeof(si))
+		blk.loop.stop = true;
+}
+
+static void on_ring(struct vu_watch *w, uint32_t events)
+{
+	eventfd_t v;
+
+	(void)eventfd_read(w->fd, &v);
+	reap();
+}
+
+static int ring_setup(void)
+{
+	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE, .cq_entries = BLK_RING_ENTRIES * 4 };
+	int r;
+
+	/* Completions are reaped by the submitting thread only: let the kernel skip IPIs for them. */
+	p.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER;
+	r = io_uring_queue_init_params(BLK_RING_ENTRIES, &blk.ring, &p);
+	if (r == -EINVAL) {
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = BLK_RING_ENTRIES * 4;
+		r = io_uring_queue_init_params(BLK_RING_ENTRIES, &blk.ring, &p);
+	}
+	if (r < 0)
+		return r;
+	blk.ring_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (blk.ring_efd < 0)
+		return -errno;
+	r = io_uring_register_eventfd(&blk.ring, blk.ring_efd);
+	if (r < 0)
+		return r;
+	return vu_loop_add(&blk.loop, &blk.ring_watch, blk.ring_efd, EPOLLIN, on_ring);
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_EXPORT = 256, OPT_PRINT_CAPS, OPT_OFFSET, OPT_SIZE, OPT_SERIAL, OPT_QUEUES, OPT_FD, OPT_VERBOSE,
+	       OPT_VERSION };
+	static const struct option options[] = {
+		{ "socket-path", required_argument, NULL, 's' },
+		{ "fd", required_argument, NULL, OPT_FD },
+		{ "blk-file", required_argument, NULL, 'b' },
+		{ "offset", required_argument, NULL, OPT_OFFSET },
+		{ "size", required_argument, NULL, OPT_SIZE },
+		{ "read-only", no_argument, NULL, 'r' },
+		{ "serial", required_argument, NULL, OPT_SERIAL },
+		{ "num-queues", required_argument, NULL, OPT_QUEUES },
+		{ "export", required_argument, NULL, OPT_EXPORT },
+		{ "print-capabilities", no_argument, NULL, OPT_PRINT_CAPS },
+		{ "verbose", no_argument, NULL, OPT_VERBOSE },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct blk_export *single = NULL;
+	sigset_t mask;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "s:b:rh", options, NULL)) != -1) {
+		const char *key = NULL;
+
+		switch (c) {
+		case 's': key = "socket"; break;
+		case OPT_FD: key = "fd"; break;
+		case 'b': key = "file"; break;
+		case OPT_OFFSET: key = "offset"; break;
+		case OPT_SIZE: key = "size"; break;
+		case 'r': key = "read-only"; break;
+		case OPT_SERIAL: key = "serial"; break;
+		case OPT_QUEUES: key = "num-queues"; break;
+		case OPT_EXPORT:
+			if (export_parse(optarg) < 0)
+				return 2;
+			continue;
+		case OPT_PRINT_CAPS:
+			print_capabilities();
+			return 0;
+		case OPT_VERBOSE:
+			blk.verbose = true;
+			continue;
+		case OPT_VERSION:
+			printf("ddtk-blk %s\n", DDTK_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (!single)
+			single = export_new();
+		if (!single)
+			return 1;
+		r = export_set(single, key, c == 'r' ? NULL : optarg);
+		if (r < 0) {
+			fprintf(stderr, "ddtk-blk: bad value for %s: '%s'\n", key, optarg ? optarg : "");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ddtk-blk: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (blk.nexports == 0) {
+		usage(stderr);
+		return 2;
+	}
+	for (unsigned i = 0; i < blk.nexports; i++) {
+		struct blk_export *exp = blk.exports[i];
+
+		if (!exp->vol.path[0] || (!exp->socket_path[0]) == (exp->fd < 0)) {
+			fprintf(stderr, "ddtk-blk: each export needs a file and exactly one of a socket path or an fd\n");
+			return 2;
+		}
+		for (unsigned j = 0; j < i; j++)
+			if (exp->socket_path[0] && !strcmp(exp->socket_path, blk.exports[j]->socket_path)) {
+				fprintf(stderr, "ddtk-blk: socket %s given twice\n", exp->socket_path);
+				return 2;
+			}
+	}
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (vu_loop_init(&blk.loop) < 0) {
+		perror("ddtk-blk: epoll");
+		return 1;
+	}
+	blk.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (blk.sigfd < 0 || vu_loop_add(&blk.loop, &blk.sig_watch, blk.sigfd, EPOLLIN, on_signal) < 0) {
+		perror("ddtk-blk: signalfd");
+		return 1;
+	}
+	r = ring_setup();
+	if (r < 0) {
+		fprintf(stderr, "ddtk-blk: io_uring: %s\n", strerror(-r));
+		return 1;
+	}
+	for (unsigned i = 0; i < blk.nexports; i++)
+		if (export_start(blk.exports[i]) < 0)
+			return 1;
+
+	while (!blk.loop.stop) {
+		bool all_done = true;
+
+		r = vu_loop_run_once(&blk.loop, -1);
+		if (r < 0) {
+			fprintf(stderr, "ddtk-blk: epoll_wait: %s\n", strerror(-r));
+			break;
+		}
+		flush_io();
+		for (unsigned i = 0; i < blk.nexports; i++)
+			all_done &= blk.exports[i]->srv.done;
+		if (all_done)
+			break;
+	}
+
+	for (unsigned i = 0; i < blk.nexports; i++) {
+		struct blk_export *exp = blk.exports[i];
+
+		vu_server_close(&exp->srv);
+		if (exp->socket_path[0])
+			unlink(exp->socket_path);
+		if (blk.verbose)
+			fprintf(stderr, "%s: %" PRIu64 " requests, %" PRIu64 " errors, %lu connections\n", exp->srv.name,
+				exp->requests, exp->errors, exp->srv.connections);
+		blk_volume_close(&exp->vol);
+		free(exp);
+	}
+	io_uring_queue_exit(&blk.ring);
+	vu_loop_close(&blk.loop);
+	return 0;
+}
