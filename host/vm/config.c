@@ -166,6 +166,7 @@ static int parse_clients(struct ddtk_config *cfg, const char *v, struct ddtk_err
 		snprintf(c->name, sizeof(c->name), "%s", tok);
 		c->memory_mib = 512;
 		c->vcpus = 1;
+		c->vhost_user_blk_queues = 1;
 	}
 	return 0;
 }
@@ -264,6 +265,12 @@ static int handle_client(struct parse_state *st, const char *client, const char 
 		return parse_vcpus(v, &c->vcpus);
 	if (strcmp(name, "cmdline-append") == 0)
 		return copy_string(c->cmdline_append, sizeof(c->cmdline_append), v);
+	if (strcmp(name, "vhost-user-blk") == 0) {
+		c->vhost_user_blk[0] = '\0';
+		return v[0] ? copy_path(c->vhost_user_blk, sizeof(c->vhost_user_blk), v) : 0;
+	}
+	if (strcmp(name, "vhost-user-blk-queues") == 0)
+		return parse_vcpus(v, &c->vhost_user_blk_queues);
 	return -ENOKEY;
 }
 

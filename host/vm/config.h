@@ -50,6 +50,9 @@ struct ddtk_client_config {
 	char name[DDTK_NAME_MAX + 1];
 	unsigned memory_mib, vcpus;
 	char cmdline_append[DDTK_CMDLINE_MAX];
+	/* A vhost-user-blk socket (a host-mode ddtk-blk) the client gets as its disk vda; empty: none. */
+	char vhost_user_blk[DDTK_PATH_MAX];
+	unsigned vhost_user_blk_queues;
 };
 
 struct ddtk_config {

@@ -140,6 +140,26 @@ static void write_dd_devices(struct xw *x, const struct vm_spec *s)
 	xw_end(x);
 }
 
+/* A virtio-blk disk served by a vhost-user back-end. QEMU reconnects when the back-end restarts
+ * and re-sends what was in flight (inflight tracking), so the guest sees a pause, not an error. */
+static void write_vhost_user_disk(struct xw *x, const struct vm_spec *s)
+{
+	char queues[16];
+
+	snprintf(queues, sizeof(queues), "%u", s->vhost_user_blk_queues ? s->vhost_user_blk_queues : 1);
+	xw_start(x, "disk");
+	xw_attr(x, "type", "vhostuser");
+	xw_attr(x, "device", "disk");
+	xw_empty(x, "driver", "name", "qemu", "type", "raw", "queues", queues, XW_END);
+	xw_start(x, "source");
+	xw_attr(x, "type", "unix");
+	xw_attr(x, "path", s->vhost_user_blk);
+	xw_empty(x, "reconnect", "enabled", "yes", "timeout", "1", XW_END);
+	xw_end(x);
+	xw_empty(x, "target", "dev", "vda", "bus", "virtio", XW_END);
+	xw_end(x);
+}
+
 static void write_domain(struct xw *x, const struct vm_spec *s)
 {
 	char num[32];
@@ -203,6 +223,8 @@ static void write_domain(struct xw *x, const struct vm_spec *s)
 		xw_text_elem(x, "emulator", s->emulator);
 	if (s->role == VM_ROLE_DD)
 		write_dd_devices(x, s);
+	if (s->role == VM_ROLE_CLIENT && s->vhost_user_blk && s->vhost_user_blk[0])
+		write_vhost_user_disk(x, s);
 	write_channel(x, AGENT_PORT_NAME);
 	xw_start(x, "serial");
 	xw_attr(x, "type", "pty");

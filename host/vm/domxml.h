@@ -28,6 +28,9 @@ struct vm_spec {
 	unsigned memory_mib, vcpus;
 	const char *kernel, *initrd, *cmdline;
 	const char *console_log;        /* file the serial console is logged to */
+	/* Client only: a vhost-user-blk socket for disk vda (NULL or "": none), its queue count. */
+	const char *vhost_user_blk;
+	unsigned vhost_user_blk_queues;
 	/* Driver domain only. */
 	const struct ddtk_device *nic, *disk;
 	const char *disk_image;         /* emulated disk */

@@ -93,7 +93,10 @@ int vmm_vm_get(const struct vmm *m, const char *vm, struct vmm_vm *ret_vm, struc
 	s->initrd = v->initrd;
 	s->cmdline = v->cmdline;
 	s->console_log = v->console_log;
-	if (!client) {
+	if (client) {
+		s->vhost_user_blk = client->vhost_user_blk;
+		s->vhost_user_blk_queues = client->vhost_user_blk_queues;
+	} else {
 		s->nic = &cfg->dd.nic;
 		s->disk = &cfg->dd.disk;
 		s->disk_image = v->disk_image;

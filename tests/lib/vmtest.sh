@@ -24,6 +24,8 @@ test_cleanup() {
       [ -f "$log" ] && { echo "--- $log"; tail -n 30 "$log"; }
     done
   fi
+  # A test's own processes (back-ends) go first: define test_extra_cleanup to stop them.
+  if declare -F test_extra_cleanup >/dev/null; then test_extra_cleanup || true; fi
   "$DDTK" down --purge >/dev/null 2>&1 || "$DDTK" down >/dev/null 2>&1 || true
   rm -rf "$TEST_TMP"
   exit $rc

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <liburing.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <linux/falloc.h>
@@ -96,7 +98,8 @@ static struct {
 	int sigfd;
 	struct vu_watch sig_watch;
 	bool verbose;
-} blk;
+	gid_t socket_gid;                 /* --socket-group, or (gid_t)-1 */
+} blk = { .socket_gid = (gid_t)-1 };
 
 static void reap(void);
 
@@ -491,6 +494,9 @@ static int blk_queue_start(void *backend, struct vu_vq *vq)
 	r = vu_loop_add(&blk.loop, &q->kick_watch, vq->kick_fd, EPOLLIN, on_kick);
 	if (r < 0)
 		return r;
+	if (vq->resubmit_num)
+		fprintf(stderr, "%s: queue %u: re-submitting %u requests a previous back-end left in flight\n",
+			exp->srv.name, vq->index, vq->resubmit_num);
 	/* Requests a previous back-end left in flight, or kicks sent before we watched. */
 	queue_process(q);
 	return 0;
@@ -580,6 +586,12 @@ static int export_start(struct blk_export *exp)
 			strerror(-r));
 		return r;
 	}
+	/* libvirt runs QEMU as its own user: a group lets it connect without opening to all. */
+	if (exp->socket_path[0] && blk.socket_gid != (gid_t)-1 &&
+	    (chown(exp->socket_path, (uid_t)-1, blk.socket_gid) < 0 || chmod(exp->socket_path, 0660) < 0)) {
+		fprintf(stderr, "ddtk-blk: cannot hand %s to the socket group: %s\n", exp->socket_path, strerror(errno));
+		return -errno;
+	}
 	fprintf(stderr, "%s: serving %s (%" PRIu64 " bytes at offset %" PRIu64 "%s), %u queues\n", name,
 		exp->vol.path, exp->vol.size, exp->vol.offset, exp->vol.read_only ? ", read-only" : "",
 		exp->num_queues);
@@ -611,6 +623,8 @@ static void usage(FILE *f)
 "  --serial=ID           the disk's serial number (up to 20 characters)\n"
 "  --num-queues=N        queues offered (default %u, at most %u)\n"
 "  --export SPEC         one more volume and socket; repeat for several clients\n"
+"  --socket-group=GROUP  make the sockets rw for GROUP (mode 0660); libvirt's QEMU runs as\n"
+"                        libvirt-qemu:kvm on Debian, so --socket-group=kvm lets it connect\n"
 "  --print-capabilities  print the vhost-user capabilities as JSON and exit\n"
 "  --verbose             print a line per connection and at exit counters per export\n"
 "\n"
@@ -780,7 +794,7 @@ static int ring_setup(void)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_EXPORT = 256, OPT_PRINT_CAPS, OPT_OFFSET, OPT_SIZE, OPT_SERIAL, OPT_QUEUES, OPT_FD, OPT_VERBOSE,
+	enum { OPT_EXPORT = 256, OPT_SOCKET_GROUP, OPT_PRINT_CAPS, OPT_OFFSET, OPT_SIZE, OPT_SERIAL, OPT_QUEUES, OPT_FD, OPT_VERBOSE,
 	       OPT_VERSION };
 	static const struct option options[] = {
 		{ "socket-path", required_argument, NULL, 's' },
@@ -792,6 +806,7 @@ int main(int argc, char **argv)
 		{ "serial", required_argument, NULL, OPT_SERIAL },
 		{ "num-queues", required_argument, NULL, OPT_QUEUES },
 		{ "export", required_argument, NULL, OPT_EXPORT },
+		{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
 		{ "print-capabilities", no_argument, NULL, OPT_PRINT_CAPS },
 		{ "verbose", no_argument, NULL, OPT_VERBOSE },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -818,6 +833,16 @@ int main(int argc, char **argv)
 			if (export_parse(optarg) < 0)
 				return 2;
 			continue;
+		case OPT_SOCKET_GROUP: {
+			const struct group *g = getgrnam(optarg);
+
+			if (!g) {
+				fprintf(stderr, "ddtk-blk: --socket-group: no group '%s'\n", optarg);
+				return 2;
+			}
+			blk.socket_gid = g->gr_gid;
+			continue;
+		}
 		case OPT_PRINT_CAPS:
 			print_capabilities();
 			return 0;

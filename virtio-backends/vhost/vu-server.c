@@ -59,6 +59,8 @@ static void on_listen(struct vu_watch *w, uint32_t events)
 	}
 	if (serve_fd(srv, fd) < 0)
 		fprintf(stderr, "%s: cannot watch the new connection\n", srv->name);
+	else
+		fprintf(stderr, "%s: front-end connected\n", srv->name);
 }
 
 static void on_conn(struct vu_watch *w, uint32_t events)
@@ -75,6 +77,8 @@ static void on_conn(struct vu_watch *w, uint32_t events)
 		if (r < 0) {
 			if (r != -ECONNRESET)
 				fprintf(stderr, "%s: bad message from the front-end: %s\n", srv->name, strerror(-r));
+			else
+				fprintf(stderr, "%s: front-end disconnected\n", srv->name);
 			vu_server_disconnect(srv);
 			return;
 		}
