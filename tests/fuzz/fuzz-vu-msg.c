@@ -19,6 +19,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int starts;
 
+/* The lowest free fd: the same before and after a run, or the run leaked one. */
+static int lowest_free_fd(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0)
+		close(fd);
+	return fd;
+}
+
 static int be_get_config(void *be, uint32_t off, uint8_t *buf, uint32_t len)
 {
 	memset(buf, 0x5a, len);
@@ -103,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.max_queue_size = 1024,
 		.config_size = 64,
 	};
-	int sv[2];
+	int sv[2], first_free = lowest_free_fd();
 	size_t off = 0;
 	bool closed = false;
 
@@ -149,5 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vu_dev_reset(&dev);
 	close(sv[0]);
 	close(sv[1]);
+	if (lowest_free_fd() != first_free)
+		abort(); /* an fd leaked */
 	return 0;
 }

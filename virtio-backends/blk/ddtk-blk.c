@@ -241,7 +241,7 @@ static void op_complete(struct blk_op *op, int res)
 			op_submit(op);
 			return;
 		}
-		/* fall through */
+		__attribute__((fallthrough));
 	case BLK_OP_ZERO_BY_PUNCH:
 		if (res < 0) {
 			fprintf(stderr, "%s: write-zeroes: %s\n", exp->srv.name, strerror(-res));
