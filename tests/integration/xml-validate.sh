@@ -27,6 +27,8 @@ watchdog-action = reset
 [client.web]
 memory = 1G
 vcpus = 2
+vhost-user-blk = /run/ddtk/web-blk.sock
+vhost-user-blk-queues = 2
 CONF
 
 n=0
@@ -43,6 +45,8 @@ done
 # The XML really carries what the configuration asked for (a check that could fail).
 "$DDTK" -c "$tmp/passthrough.conf" xml dd | grep -q "<address domain=\"0x0000\" bus=\"0x03\" slot=\"0x00\" function=\"0x0\"/>" ||
   { echo "FAIL: passthrough NIC address missing"; exit 1; }
+"$DDTK" -c "$tmp/passthrough.conf" xml web | grep -q "<source type=\"unix\" path=\"/run/ddtk/web-blk.sock\">" ||
+  { echo "FAIL: the client's vhost-user disk is missing"; exit 1; }
 # A KVM domain where /dev/kvm is usable; elsewhere `accel = kvm` must be refused with a clear error.
 sed -i 's/^accel = tcg/accel = kvm/' "$tmp/emulated.conf"
 if out=$("$DDTK" -c "$tmp/emulated.conf" xml dd 2>&1); then

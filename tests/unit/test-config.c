@@ -53,7 +53,9 @@ static void test_full_file(void **state)
 			      "cmdline-append = loglevel=7\n"
 			      "[client.db]\n"
 			      "memory = 768\n"
-			      "vcpus = 2\n"), 0);
+			      "vcpus = 2\n"
+			      "vhost-user-blk = /run/ddtk/db.sock\n"
+			      "vhost-user-blk-queues = 4\n"), 0);
 	assert_string_equal(cfg.instance, "ci-7");
 	assert_int_equal(cfg.accel, VM_ACCEL_TCG);
 	assert_string_equal(cfg.state_dir, "/tmp/ddtk-state");
@@ -74,6 +76,10 @@ static void test_full_file(void **state)
 	assert_non_null(db);
 	assert_int_equal(db->memory_mib, 768);
 	assert_int_equal(db->vcpus, 2);
+	assert_string_equal(db->vhost_user_blk, "/run/ddtk/db.sock");
+	assert_int_equal(db->vhost_user_blk_queues, 4);
+	assert_string_equal(ddtk_config_client(&cfg, "web")->vhost_user_blk, "");
+	assert_int_equal(ddtk_config_client(&cfg, "web")->vhost_user_blk_queues, 1);
 	assert_int_equal(ddtk_config_client(&cfg, "web")->memory_mib, 512);
 	assert_null(ddtk_config_client(&cfg, "dd"));
 }
@@ -96,6 +102,8 @@ static void test_errors(void **state)
 		{ "[ddtk]\nclients = dd\n", ":2:", "invalid client name 'dd'" },
 		{ "[ddtk]\nclients = A\n", ":2:", "invalid client name" },
 		{ "[ddtk]\nstate-dir = relative/path\n", ":2:", "invalid value" },
+		{ "[ddtk]\nclients = a\n[client.a]\nvhost-user-blk = blk.sock\n", ":4:", "invalid value" },
+		{ "[ddtk]\nclients = a\n[client.a]\nvhost-user-blk-queues = 0\n", ":4:", "invalid value" },
 		{ "[ddtk]\nboot-timeout = 0\n", ":2:", "invalid value" },
 		{ "[ddtk]\nboot-timeout = 12x\n", ":2:", "invalid value" },
 		{ "[driver-domain]\nmemory = 8\n", ":2:", "invalid value '8' for memory" },

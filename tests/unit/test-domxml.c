@@ -171,6 +171,23 @@ static void test_client(void **state)
 	assert_int_equal(xcount(&d, "/domain/devices/watchdog"), 0);
 	assert_int_equal(xcount(&d, "/domain/devices/channel"), 1);
 	assert_xpath(&d, "/domain/devices/channel/target/@name", AGENT_PORT_NAME);
+	assert_int_equal(xcount(&d, "/domain/devices/disk"), 0);
+	doc_free(&d);
+}
+
+static void test_client_vhost_user_disk(void **state)
+{
+	struct vm_spec s = client_spec();
+	s.vhost_user_blk = "/run/ddtk/a-blk.sock";
+	s.vhost_user_blk_queues = 4;
+	struct doc d = build(&s);
+	assert_xpath(&d, "/domain/devices/disk/@type", "vhostuser");
+	assert_xpath(&d, "/domain/devices/disk/driver/@queues", "4");
+	assert_xpath(&d, "/domain/devices/disk/source/@type", "unix");
+	assert_xpath(&d, "/domain/devices/disk/source/@path", "/run/ddtk/a-blk.sock");
+	/* QEMU comes back to a restarted back-end by itself. */
+	assert_xpath(&d, "/domain/devices/disk/source/reconnect/@enabled", "yes");
+	assert_xpath(&d, "/domain/devices/disk/target/@bus", "virtio");
 	doc_free(&d);
 }
 
@@ -201,6 +218,7 @@ int main(void)
 		cmocka_unit_test(test_dd_emulated),
 		cmocka_unit_test(test_dd_passthrough),
 		cmocka_unit_test(test_client),
+		cmocka_unit_test(test_client_vhost_user_disk),
 		cmocka_unit_test(test_escaping),
 		cmocka_unit_test(test_dd_without_devices_is_refused),
 	};
