@@ -77,6 +77,9 @@ static void add_fds(struct vu_msg *msg)
 	case VU_FDS_VRING:
 		want = (msg->payload.u64 & VU_VRING_NOFD) ? 0 : 1;
 		break;
+	case VU_FDS_MEMORY:
+		want = 1;
+		break;
 	case VU_FDS_MEM_TABLE:
 		want = msg->payload.memory.nregions <= VU_MAX_FDS ? msg->payload.memory.nregions : 0;
 		break;

@@ -203,7 +203,7 @@ static int handle_set_mem_table(struct vu_dev *dev, struct vu_msg *msg)
 	if (r < 0)
 		return r;
 	for (unsigned i = 0; i < mem.nregions; i++) {
-		r = dev->transport_ops->map_region(dev->transport, &mem.regions[i], msg->fds[i]);
+		r = dev->transport_ops->map_region(dev->transport, &mem.regions[i], msg->nfds ? msg->fds[i] : -1);
 		if (r < 0) {
 			mem_unmap(dev, &mem);
 			return r;
@@ -449,7 +449,6 @@ static int handle_set_inflight_fd(struct vu_dev *dev, struct vu_msg *msg)
 {
 	struct vu_inflight_msg m = msg->payload.inflight;
 	uint64_t need;
-	struct stat st;
 	void *addr;
 	int r;
 
@@ -459,12 +458,8 @@ static int handle_set_inflight_fd(struct vu_dev *dev, struct vu_msg *msg)
 	if (any_queue_started(dev) || m.mmap_size < need || m.mmap_size > VU_MAX_INFLIGHT_SIZE ||
 	    m.mmap_offset > UINT64_MAX - m.mmap_size)
 		return -EINVAL;
-	/* Mapping past the end of the file would turn an access into SIGBUS. */
-	if (fstat(msg->fds[0], &st) < 0)
-		return -errno;
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < m.mmap_offset + m.mmap_size)
-		return -EINVAL;
-	r = dev->transport_ops->map_inflight(dev->transport, msg->fds[0], m.mmap_size, m.mmap_offset, &addr);
+	r = dev->transport_ops->map_inflight(dev->transport, msg->nfds ? msg->fds[0] : -1, m.mmap_size,
+					     m.mmap_offset, &addr);
 	if (r < 0)
 		return r;
 	inflight_unmap(dev);
@@ -562,7 +557,7 @@ int vu_dev_handle_msg(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *rep
 	int r;
 
 	vu_msg_init(reply);
-	r = vu_msg_check(msg);
+	r = vu_msg_check(msg, dev->transport_ops->memory_fds);
 	if (r < 0) {
 		vu_msg_close_fds(msg);
 		return r;

@@ -14,11 +14,16 @@
 struct vu_dev;
 
 struct vu_transport_ops {
+	/* Front-end memory comes as fds with SET_MEM_TABLE and SET_INFLIGHT_FD (Unix socket). When
+	 * false, those messages carry no fd and the transport finds the memory itself (fd = -1). */
+	bool memory_fds;
 	/* Makes region addressable: sets r->host (and map_base/map_len for unmap). fd is the
-	 * region's fd from SET_MEM_TABLE, owned by the caller. */
+	 * region's fd from SET_MEM_TABLE, owned by the caller. It must refuse a region it cannot
+	 * back entirely: an access past the end of a mapping would be SIGBUS, not an error. */
 	int (*map_region)(void *transport, struct vu_mem_region *r, int fd);
 	void (*unmap_region)(void *transport, struct vu_mem_region *r);
-	/* Maps [offset, offset+size) of an inflight fd, owned by the caller. */
+	/* Maps [offset, offset+size) of an inflight fd, owned by the caller; refuses a region the fd
+	 * cannot back. */
 	int (*map_inflight)(void *transport, int fd, uint64_t size, uint64_t offset, void **ret_addr);
 	void (*unmap_inflight)(void *transport, void *addr, uint64_t size);
 	/* Tells the driver that vq has new used entries. */

@@ -43,7 +43,7 @@ static const struct vu_msg_rule rules[_VU_REQ_LAST] = {
 	RULE(POSTCOPY_LISTEN, VU_SIZE_NONE, VU_FDS_NONE, false, -1, false),
 	RULE(POSTCOPY_END, VU_SIZE_NONE, VU_FDS_NONE, true, -1, false),
 	RULE(GET_INFLIGHT_FD, VU_SIZE_INFLIGHT, VU_FDS_NONE, true, VU_PROTOCOL_F_INFLIGHT_SHMFD, true),
-	RULE(SET_INFLIGHT_FD, VU_SIZE_INFLIGHT, VU_FDS_ONE, false, VU_PROTOCOL_F_INFLIGHT_SHMFD, true),
+	RULE(SET_INFLIGHT_FD, VU_SIZE_INFLIGHT, VU_FDS_MEMORY, false, VU_PROTOCOL_F_INFLIGHT_SHMFD, true),
 	RULE(GPU_SET_SOCKET, VU_SIZE_NONE, VU_FDS_ONE, false, -1, false),
 	RULE(RESET_DEVICE, VU_SIZE_NONE, VU_FDS_NONE, false, VU_PROTOCOL_F_RESET_DEVICE, true),
 	RULE(VRING_KICK, VU_SIZE_STATE, VU_FDS_NONE, false, -1, false),
@@ -105,7 +105,7 @@ static int check_size(const struct vu_msg *msg, enum vu_size_rule rule)
 	return -EMSGSIZE;
 }
 
-static int check_fds(const struct vu_msg *msg, enum vu_fd_rule rule)
+static int check_fds(const struct vu_msg *msg, enum vu_fd_rule rule, bool memory_fds)
 {
 	unsigned want = 0;
 
@@ -120,7 +120,10 @@ static int check_fds(const struct vu_msg *msg, enum vu_fd_rule rule)
 		want = (msg->payload.u64 & VU_VRING_NOFD) ? 0 : 1;
 		break;
 	case VU_FDS_MEM_TABLE:
-		want = msg->payload.memory.nregions;
+		want = memory_fds ? msg->payload.memory.nregions : 0;
+		break;
+	case VU_FDS_MEMORY:
+		want = memory_fds ? 1 : 0;
 		break;
 	case _VU_FDS_LAST:
 		return -EBADF;
@@ -128,7 +131,7 @@ static int check_fds(const struct vu_msg *msg, enum vu_fd_rule rule)
 	return msg->nfds == want ? 0 : -EBADF;
 }
 
-int vu_msg_check(const struct vu_msg *msg)
+int vu_msg_check(const struct vu_msg *msg, bool memory_fds)
 {
 	const struct vu_msg_rule *rule;
 	int r;
@@ -143,7 +146,7 @@ int vu_msg_check(const struct vu_msg *msg)
 	r = check_size(msg, rule->size);
 	if (r < 0)
 		return r;
-	return check_fds(msg, rule->fds);
+	return check_fds(msg, rule->fds, memory_fds);
 }
 
 void vu_msg_close_fds(struct vu_msg *msg)

@@ -21,7 +21,8 @@ enum vu_fd_rule {
 	VU_FDS_NONE,      /* no fd */
 	VU_FDS_ONE,       /* exactly one fd */
 	VU_FDS_VRING,     /* one fd unless the payload has VU_VRING_NOFD */
-	VU_FDS_MEM_TABLE, /* one per region */
+	VU_FDS_MEM_TABLE, /* one per region, when the transport passes memory as fds */
+	VU_FDS_MEMORY,    /* one memory fd (inflight region), when the transport passes memory as fds */
 	_VU_FDS_LAST,
 };
 
@@ -40,10 +41,12 @@ const struct vu_msg_rule *vu_msg_rule(uint32_t request);
 /* "GET_FEATURES", or "UNKNOWN" */
 const char *vu_request_name(uint32_t request);
 
-/* Checks header flags, payload size and fd count of a complete message. Returns 0, -EPROTO for a bad
- * header, -EOPNOTSUPP for a request this core does not handle, -EMSGSIZE for a bad payload size,
- * -EBADF for a wrong number of fds. */
-int vu_msg_check(const struct vu_msg *msg);
+/* Checks header flags, payload size and fd count of a complete message. memory_fds: the transport
+ * passes front-end memory as fds (Unix socket); without (the driver domain's ivshmem transport) the
+ * memory table and inflight messages carry none. Returns 0, -EPROTO for a bad header, -EOPNOTSUPP
+ * for a request this core does not handle, -EMSGSIZE for a bad payload size, -EBADF for a wrong
+ * number of fds. */
+int vu_msg_check(const struct vu_msg *msg, bool memory_fds);
 
 /* Closes the fds still held by msg. */
 void vu_msg_close_fds(struct vu_msg *msg);

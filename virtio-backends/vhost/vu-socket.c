@@ -205,9 +205,15 @@ static void socket_unmap_region(void *transport, struct vu_mem_region *r)
 
 static int socket_map_inflight(void *transport, int fd, uint64_t size, uint64_t offset, void **ret_addr)
 {
+	struct stat st;
 	void *p;
 
 	if (offset % (uint64_t)sysconf(_SC_PAGESIZE))
+		return -EINVAL;
+	/* Mapping past the end of the file would turn an access into SIGBUS. */
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < offset || (uint64_t)st.st_size - offset < size)
 		return -EINVAL;
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
 	if (p == MAP_FAILED)
@@ -232,6 +238,7 @@ static int socket_notify(void *transport, struct vu_vq *vq)
 }
 
 const struct vu_transport_ops vu_socket_transport_ops = {
+	.memory_fds = true,
 	.map_region = socket_map_region,
 	.unmap_region = socket_unmap_region,
 	.map_inflight = socket_map_inflight,
