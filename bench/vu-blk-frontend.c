@@ -1,0 +1,1514 @@
+/* Synthetic vhost-user front-end for virtio-blk: it plays QEMU's (and the guest driver's) part
+ * against a vhost-user-blk back-end at native speed and prints IOPS, latency and CPU as JSON. */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/virtio_blk.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+
+/* vhost-user wire format (QEMU docs/interop/vhost-user.rst). */
+#define VHOST_USER_VERSION 0x1u
+#define VHOST_USER_VERSION_MASK 0x3u
+#define VHOST_USER_FLAG_REPLY (1u << 2)
+#define VHOST_USER_FLAG_NEED_REPLY (1u << 3)
+#define VHOST_USER_F_PROTOCOL_FEATURES 30
+#define VHOST_USER_PROTOCOL_F_MQ 0
+#define VHOST_USER_PROTOCOL_F_REPLY_ACK 3
+#define VHOST_USER_PROTOCOL_F_CONFIG 9
+
+enum vu_request {
+	VU_GET_FEATURES = 1,
+	VU_SET_FEATURES = 2,
+	VU_SET_OWNER = 3,
+	VU_SET_MEM_TABLE = 5,
+	VU_SET_VRING_NUM = 8,
+	VU_SET_VRING_ADDR = 9,
+	VU_SET_VRING_BASE = 10,
+	VU_GET_VRING_BASE = 11,
+	VU_SET_VRING_KICK = 12,
+	VU_SET_VRING_CALL = 13,
+	VU_GET_PROTOCOL_FEATURES = 15,
+	VU_SET_PROTOCOL_FEATURES = 16,
+	VU_GET_QUEUE_NUM = 17,
+	VU_SET_VRING_ENABLE = 18,
+	VU_GET_CONFIG = 24,
+};
+
+/* Limits on what we ask for and on what the back-end may tell us. */
+#define VU_PAYLOAD_MAX 512		/* larger than any message this program sends or accepts */
+#define VU_MAX_FDS 8
+#define VU_REPLY_TIMEOUT_MS 10000	/* a back-end that does not answer a control message in 10 s is broken */
+#define VU_STALL_TIMEOUT_NS (10ull * 1000000000ull) /* nor one that completes nothing in 10 s */
+#define FE_MAX_QUEUES 64
+#define FE_MAX_QUEUE_SIZE 32768		/* the virtio maximum for a split ring */
+#define FE_MAX_BS (16u << 20)
+#define FE_MAX_SEGS 256			/* data descriptors per request when size_max forces splitting */
+#define FE_MIN_GUEST_MEM (64ull << 20)
+#define FE_MAX_GUEST_MEM (4ull << 30)
+#define FE_LAT_SAMPLES_MAX (1u << 24)	/* beyond this, latencies are reservoir-sampled */
+#define FE_VERIFY_MAX_BLOCKS (1u << 24)
+#define SECTOR_SIZE 512u
+
+/* GET_CONFIG payload: offset, size and flags (u32 each) before the config space itself. */
+#define VU_CONFIG_HDR_SIZE 12u
+/* How much of the virtio-blk config space we read: up to num_queues (the struct is packed). */
+#define BLK_CFG_READ_LEN (offsetof(struct virtio_blk_config, num_queues) + sizeof(uint16_t))
+
+enum rw_mode { RW_RANDREAD, RW_RANDWRITE, RW_READ, RW_WRITE };
+
+struct options {
+	const char *socket_path;
+	enum rw_mode rw;
+	uint32_t bs;
+	uint32_t iodepth;
+	uint32_t queues;
+	uint32_t queue_size;
+	double runtime_s;
+	uint64_t ios;
+	uint64_t size;
+	bool verify;
+	pid_t backend_pid;
+	bool no_indirect;
+	bool no_event_idx;
+	double connect_timeout_s;
+	uint64_t seed;
+};
+
+/* One memfd is the "guest RAM": guest-physical address 0 is its first byte. */
+struct guest_mem {
+	int fd;
+	uint8_t *base;
+	uint64_t size;
+	uint64_t used;
+};
+
+/* A request slot: its buffers and descriptors never move, so a slot is reused as is. */
+struct slot {
+	struct virtio_blk_outhdr *hdr;
+	uint8_t *status;
+	uint8_t *data;
+	struct vring_desc *indirect;	/* NULL when requests use direct chains */
+	uint64_t hdr_gpa, status_gpa, data_gpa, indirect_gpa;
+	uint16_t head;
+	bool busy;
+	bool is_read;
+	bool verify;
+	uint64_t offset;
+	uint64_t t_submit_ns;
+};
+
+struct vq {
+	uint32_t index;
+	uint16_t num;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	int kick_fd, call_fd;
+	uint16_t avail_idx;	/* our shadow of avail->idx */
+	uint16_t kick_old_idx;	/* avail->idx when we last decided whether to kick */
+	uint16_t last_used;	/* next used entry we have not consumed */
+	struct slot *slots;
+	uint32_t nslots;
+	uint32_t *free_slots;
+	uint32_t nfree;
+	uint32_t *batch;	/* slots submitted since the last publish */
+	uint32_t nbatch;
+};
+
+struct lat_store {
+	uint32_t *ns;
+	size_t n, cap;
+	uint64_t seen;
+};
+
+enum io_order { ORDER_RANDOM, ORDER_SEQUENTIAL, ORDER_PERMUTATION };
+
+struct phase {
+	bool is_read;
+	bool verify;
+	enum io_order order;
+	uint64_t limit_ios;	/* 0: no limit */
+	uint64_t deadline_ns;	/* 0: no deadline */
+	uint64_t submitted;
+	uint64_t next_block;
+	const uint32_t *perm;
+};
+
+struct frontend {
+	struct options opt;
+	int sock;
+	uint64_t dev_features, features;
+	uint64_t dev_protocol_features, protocol_features;
+	uint32_t max_queues;
+	bool have_config;
+	uint64_t capacity_bytes;
+	uint32_t size_max, seg_max, blk_size;
+	uint16_t cfg_num_queues;
+	bool event_idx, indirect;
+	uint32_t nseg, seg_len, desc_per_req;
+	uint64_t nblocks;
+	struct guest_mem mem;
+	struct vq *vqs;
+	uint32_t nvqs;
+	uint64_t rng;
+	uint64_t inflight;
+	/* results */
+	uint64_t ios, bytes, errors, kicks, calls;
+	struct lat_store lat;
+	char first_io_error[256];
+	char err[512];
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static int fe_error(struct frontend *fe, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fe_error(struct frontend *fe, int r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(fe->err, sizeof(fe->err), fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
+	va_end(ap);
+	return r;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t rng_next(uint64_t *state)
+{
+	/* xorshift64*: fast and good enough to spread offsets; never seeded with 0. */
+	uint64_t x = *state;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 0x2545F4914F6CDD1Dull;
+}
+
+static uint64_t pattern_word(uint64_t seed, uint64_t disk_offset)
+{
+	/* splitmix64 finaliser over (seed, offset): every 8 bytes of the disk get a distinct value
+	 * per run, so stale data from an earlier run or a misplaced block cannot pass --verify. */
+	uint64_t z = seed ^ (disk_offset * 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static void pattern_fill(uint8_t *buf, uint32_t len, uint64_t seed, uint64_t disk_offset)
+{
+	for (uint32_t i = 0; i + 8 <= len; i += 8) {
+		uint64_t w = pattern_word(seed, disk_offset + i);
+		memcpy(buf + i, &w, sizeof(w));
+	}
+}
+
+/* ---- shared-memory accessors: the back-end reads and writes these concurrently ---- */
+
+static inline uint16_t shared_load16(const uint16_t *p)
+{
+	return le16toh(__atomic_load_n(p, __ATOMIC_RELAXED));
+}
+
+static inline void shared_store16(uint16_t *p, uint16_t v)
+{
+	__atomic_store_n(p, htole16(v), __ATOMIC_RELAXED);
+}
+
+static inline uint32_t shared_load32(const uint32_t *p)
+{
+	return le32toh(__atomic_load_n(p, __ATOMIC_RELAXED));
+}
+
+static uint16_t *vq_used_event(struct vq *vq)
+{
+	return &vq->avail->ring[vq->num];
+}
+
+static uint16_t *vq_avail_event(struct vq *vq)
+{
+	return (uint16_t *)&vq->used->ring[vq->num];
+}
+
+/* ---- CPU accounting ---- */
+
+/* utime + stime of a whole process (all its threads), in clock ticks, from /proc/PID/stat. */
+static int proc_cpu_ticks(pid_t pid, uint64_t *ret_ticks)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	int r = n < 0 ? -errno : 0;
+	close(fd);
+	if (r < 0)
+		return r;
+	buf[n] = '\0';
+	/* The command name may contain spaces and parentheses: fields are counted after the last ')'. */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return -EINVAL;
+	p++;
+	/* After ')' come field 3 (state) .. field 13 (cmajflt); utime and stime are fields 14 and 15. */
+	for (int field = 3; field <= 13; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return -EINVAL;
+	}
+	unsigned long long utime, stime;
+	if (sscanf(p, " %llu %llu", &utime, &stime) != 2)
+		return -EINVAL;
+	*ret_ticks = utime + stime;
+	return 0;
+}
+
+static double self_cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* ---- latency samples ---- */
+
+static void lat_record(struct frontend *fe, uint64_t ns)
+{
+	struct lat_store *l = &fe->lat;
+	uint32_t v = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+	l->seen++;
+	if (l->n == l->cap && l->cap < FE_LAT_SAMPLES_MAX) {
+		size_t cap = l->cap ? l->cap * 2 : 65536;
+		uint32_t *p = realloc(l->ns, cap * sizeof(*p));
+		if (p) {
+			l->ns = p;
+			l->cap = cap;
+		}
+	}
+	if (l->n < l->cap) {
+		l->ns[l->n++] = v;
+		return;
+	}
+	if (l->n == 0)
+		return;
+	/* Reservoir sampling keeps the percentiles unbiased over arbitrarily long runs. */
+	uint64_t j = rng_next(&fe->rng) % l->seen;
+	if (j < l->n)
+		l->ns[j] = v;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile in µs; 0 when there are no samples. */
+static double lat_percentile_us(const struct lat_store *l, double pct)
+{
+	if (l->n == 0)
+		return 0;
+	size_t rank = (size_t)((pct / 100.0) * (double)l->n + 0.999999);
+	if (rank < 1)
+		rank = 1;
+	if (rank > l->n)
+		rank = l->n;
+	return (double)l->ns[rank - 1] / 1000.0;
+}
+
+/* ---- vhost-user messaging ---- */
+
+struct vu_hdr {
+	uint32_t request;
+	uint32_t flags;
+	uint32_t size;
+};
+
+struct vu_vring_state {
+	uint32_t index;
+	uint32_t num;
+};
+
+/* A request payload, laid out field by field in the order of the spec's tables. */
+struct vu_payload {
+	uint8_t bytes[VU_PAYLOAD_MAX];
+	uint32_t size;
+};
+
+static void vu_put(struct vu_payload *p, const void *v, uint32_t len)
+{
+	if (p->size + len > sizeof(p->bytes))
+		return; /* every payload built here is far below the limit */
+	memcpy(p->bytes + p->size, v, len);
+	p->size += len;
+}
+
+static void vu_put32(struct vu_payload *p, uint32_t v)
+{
+	vu_put(p, &v, sizeof(v));
+}
+
+static void vu_put64(struct vu_payload *p, uint64_t v)
+{
+	vu_put(p, &v, sizeof(v));
+}
+
+static uint32_t vu_get32(const uint8_t *b, size_t offset)
+{
+	uint32_t v;
+	memcpy(&v, b + offset, sizeof(v));
+	return v;
+}
+
+static const char *vu_request_name(enum vu_request req)
+{
+	switch (req) {
+	case VU_GET_FEATURES: return "GET_FEATURES";
+	case VU_SET_FEATURES: return "SET_FEATURES";
+	case VU_SET_OWNER: return "SET_OWNER";
+	case VU_SET_MEM_TABLE: return "SET_MEM_TABLE";
+	case VU_SET_VRING_NUM: return "SET_VRING_NUM";
+	case VU_SET_VRING_ADDR: return "SET_VRING_ADDR";
+	case VU_SET_VRING_BASE: return "SET_VRING_BASE";
+	case VU_GET_VRING_BASE: return "GET_VRING_BASE";
+	case VU_SET_VRING_KICK: return "SET_VRING_KICK";
+	case VU_SET_VRING_CALL: return "SET_VRING_CALL";
+	case VU_GET_PROTOCOL_FEATURES: return "GET_PROTOCOL_FEATURES";
+	case VU_SET_PROTOCOL_FEATURES: return "SET_PROTOCOL_FEATURES";
+	case VU_GET_QUEUE_NUM: return "GET_QUEUE_NUM";
+	case VU_SET_VRING_ENABLE: return "SET_VRING_ENABLE";
+	case VU_GET_CONFIG: return "GET_CONFIG";
+	}
+	return "?";
+}
+
+static int vu_send(struct frontend *fe, enum vu_request req, uint32_t flags, const void *payload,
+		   uint32_t size, const int *fds, unsigned nfds)
+{
+	uint8_t buf[sizeof(struct vu_hdr) + VU_PAYLOAD_MAX];
+	struct vu_hdr hdr = { .request = req, .flags = VHOST_USER_VERSION | flags, .size = size };
+	if (size > VU_PAYLOAD_MAX || nfds > VU_MAX_FDS)
+		return fe_error(fe, -EMSGSIZE, "%s: message too large", vu_request_name(req));
+	memcpy(buf, &hdr, sizeof(hdr));
+	if (size)
+		memcpy(buf + sizeof(hdr), payload, size);
+	size_t total = sizeof(hdr) + size, done = 0;
+
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = buf, .iov_len = total };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (nfds) {
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	while (done < total) {
+		/* The fds travel with the first byte; a short write sends the rest without them. */
+		iov.iov_base = buf + done;
+		iov.iov_len = total - done;
+		ssize_t n = sendmsg(fe->sock, &mh, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int r = -errno;
+			return fe_error(fe, r, "%s: send: %s", vu_request_name(req), strerror(-r));
+		}
+		done += (size_t)n;
+		mh.msg_control = NULL;
+		mh.msg_controllen = 0;
+	}
+	return 0;
+}
+
+/* Reads exactly len bytes of a reply; fds the back-end should not have sent are closed. */
+static int vu_recv_exact(struct frontend *fe, enum vu_request req, void *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		struct pollfd pfd = { .fd = fe->sock, .events = POLLIN };
+		int pr = poll(&pfd, 1, VU_REPLY_TIMEOUT_MS);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0)
+			return fe_error(fe, -errno, "%s: poll: %s", vu_request_name(req), strerror(errno));
+		if (pr == 0)
+			return fe_error(fe, -ETIMEDOUT, "%s: no reply from the back-end within %d ms",
+					vu_request_name(req), VU_REPLY_TIMEOUT_MS);
+		union {
+			char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
+			struct cmsghdr align;
+		} ctl;
+		struct iovec iov = { .iov_base = (uint8_t *)buf + done, .iov_len = len - done };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+		ssize_t n = recvmsg(fe->sock, &mh, MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return fe_error(fe, -errno, "%s: recv: %s", vu_request_name(req), strerror(errno));
+		if (n == 0)
+			return fe_error(fe, -ECONNRESET, "%s: the back-end closed the connection",
+					vu_request_name(req));
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < nfds; i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+				close(fd);
+			}
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Sends one request and waits for its reply. Requests with a reply payload (reply != NULL) must be
+ * answered with exactly reply_size bytes; the others, once REPLY_ACK is negotiated, ask for an
+ * acknowledgement so that a back-end's refusal surfaces at the message that caused it.
+ */
+static int vu_call(struct frontend *fe, enum vu_request req, const void *payload, uint32_t size,
+		   const int *fds, unsigned nfds, void *reply, uint32_t reply_size)
+{
+	bool ack = !reply && (fe->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK));
+	if (reply_size > VU_PAYLOAD_MAX)
+		return fe_error(fe, -EMSGSIZE, "%s: reply too large", vu_request_name(req));
+	int r = vu_send(fe, req, ack ? VHOST_USER_FLAG_NEED_REPLY : 0, payload, size, fds, nfds);
+	if (r < 0 || (!reply && !ack))
+		return r;
+
+	struct vu_hdr hdr = { 0 };
+	r = vu_recv_exact(fe, req, &hdr, sizeof(hdr));
+	if (r < 0)
+		return r;
+	if (hdr.request != (uint32_t)req)
+		return fe_error(fe, -EPROTO, "%s: reply is for request %u", vu_request_name(req), hdr.request);
+	if ((hdr.flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION || !(hdr.flags & VHOST_USER_FLAG_REPLY))
+		return fe_error(fe, -EPROTO, "%s: reply has flags 0x%x (want version 1 and REPLY)",
+				vu_request_name(req), hdr.flags);
+	uint32_t want = reply ? reply_size : (uint32_t)sizeof(uint64_t);
+	if (hdr.size != want)
+		return fe_error(fe, -EPROTO, "%s: reply payload is %u bytes, expected %u%s", vu_request_name(req),
+				hdr.size, want, hdr.size == 0 ? " (the back-end reports a failure)" : "");
+	uint8_t body[VU_PAYLOAD_MAX] = { 0 };
+	r = vu_recv_exact(fe, req, body, want);
+	if (r < 0)
+		return r;
+	if (reply) {
+		memcpy(reply, body, want);
+		return 0;
+	}
+	uint64_t status;
+	memcpy(&status, body, sizeof(status));
+	if (status != 0)
+		return fe_error(fe, -EPROTO, "%s: the back-end refused it (status %" PRIu64 ")",
+				vu_request_name(req), status);
+	return 0;
+}
+
+static int vu_get_u64(struct frontend *fe, enum vu_request req, uint64_t *ret)
+{
+	return vu_call(fe, req, NULL, 0, NULL, 0, ret, sizeof(*ret));
+}
+
+static int vu_set_u64(struct frontend *fe, enum vu_request req, uint64_t v)
+{
+	return vu_call(fe, req, &v, sizeof(v), NULL, 0, NULL, 0);
+}
+
+static int vu_set_state(struct frontend *fe, enum vu_request req, uint32_t index, uint32_t num)
+{
+	struct vu_vring_state s = { .index = index, .num = num };
+	return vu_call(fe, req, &s, sizeof(s), NULL, 0, NULL, 0);
+}
+
+static int vu_connect(struct frontend *fe)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = fe->opt.socket_path;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return fe_error(fe, -ENAMETOOLONG, "socket path too long: %s", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	/* The back-end may still be starting: retry for a while rather than race its listen(). */
+	uint64_t deadline = now_ns() + (uint64_t)(fe->opt.connect_timeout_s * 1e9);
+	for (;;) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return fe_error(fe, -errno, "socket: %s", strerror(errno));
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			fe->sock = fd;
+			return 0;
+		}
+		int r = -errno;
+		close(fd);
+		if ((r != -ENOENT && r != -ECONNREFUSED) || now_ns() >= deadline || stop_requested)
+			return fe_error(fe, r, "connect %s: %s", path, strerror(-r));
+		struct timespec ts = { .tv_nsec = 20L * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* ---- negotiation ---- */
+
+static bool has_feature(uint64_t features, unsigned bit)
+{
+	return features & (1ull << bit);
+}
+
+static int fe_read_config(struct frontend *fe)
+{
+	/* Config space description: offset, size, flags, then size bytes of space. */
+	struct vu_payload req = { .size = 0 };
+	vu_put32(&req, 0);
+	vu_put32(&req, BLK_CFG_READ_LEN);
+	vu_put32(&req, 0);
+	uint8_t zeroes[BLK_CFG_READ_LEN] = { 0 };
+	vu_put(&req, zeroes, sizeof(zeroes));
+	uint8_t reply[VU_CONFIG_HDR_SIZE + BLK_CFG_READ_LEN];
+	int r = vu_call(fe, VU_GET_CONFIG, req.bytes, req.size, NULL, 0, reply, sizeof(reply));
+	if (r < 0)
+		return r;
+	if (vu_get32(reply, 0) != 0 || vu_get32(reply, 4) != BLK_CFG_READ_LEN)
+		return fe_error(fe, -EPROTO, "GET_CONFIG: reply describes offset %u size %u, asked 0/%zu",
+				vu_get32(reply, 0), vu_get32(reply, 4), (size_t)BLK_CFG_READ_LEN);
+	const uint8_t *region = reply + VU_CONFIG_HDR_SIZE;
+	uint64_t capacity;
+	uint32_t size_max, seg_max, blk_size;
+	uint16_t num_queues;
+	memcpy(&capacity, region + offsetof(struct virtio_blk_config, capacity), sizeof(capacity));
+	memcpy(&size_max, region + offsetof(struct virtio_blk_config, size_max), sizeof(size_max));
+	memcpy(&seg_max, region + offsetof(struct virtio_blk_config, seg_max), sizeof(seg_max));
+	memcpy(&blk_size, region + offsetof(struct virtio_blk_config, blk_size), sizeof(blk_size));
+	memcpy(&num_queues, region + offsetof(struct virtio_blk_config, num_queues), sizeof(num_queues));
+	capacity = le64toh(capacity);
+	if (capacity > UINT64_MAX / SECTOR_SIZE)
+		return fe_error(fe, -EPROTO, "GET_CONFIG: capacity %" PRIu64 " sectors overflows", capacity);
+	fe->capacity_bytes = capacity * SECTOR_SIZE;
+	fe->size_max = le32toh(size_max);
+	fe->seg_max = le32toh(seg_max);
+	fe->blk_size = le32toh(blk_size);
+	fe->cfg_num_queues = le16toh(num_queues);
+	fe->have_config = true;
+	return 0;
+}
+
+static int fe_negotiate(struct frontend *fe)
+{
+	/* QEMU's order: protocol features and queue count first (vhost_user_backend_init), then
+	 * SET_OWNER, the config space at realize, and SET_FEATURES when the device starts. */
+	int r = vu_get_u64(fe, VU_GET_FEATURES, &fe->dev_features);
+	if (r < 0)
+		return r;
+	if (!has_feature(fe->dev_features, VIRTIO_F_VERSION_1))
+		return fe_error(fe, -ENOTSUP, "the back-end does not offer VIRTIO_F_VERSION_1 (features 0x%" PRIx64 ")",
+				fe->dev_features);
+
+	fe->max_queues = 1;
+	if (has_feature(fe->dev_features, VHOST_USER_F_PROTOCOL_FEATURES)) {
+		r = vu_get_u64(fe, VU_GET_PROTOCOL_FEATURES, &fe->dev_protocol_features);
+		if (r < 0)
+			return r;
+		uint64_t want = 1ull << VHOST_USER_PROTOCOL_F_MQ | 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK |
+				1ull << VHOST_USER_PROTOCOL_F_CONFIG;
+		uint64_t pf = fe->dev_protocol_features & want;
+		r = vu_set_u64(fe, VU_SET_PROTOCOL_FEATURES, pf);
+		if (r < 0)
+			return r;
+		/* Only now may we ask for acks: the back-end knows REPLY_ACK from this point on. */
+		fe->protocol_features = pf;
+		if (has_feature(pf, VHOST_USER_PROTOCOL_F_MQ)) {
+			uint64_t n = 0;
+			r = vu_get_u64(fe, VU_GET_QUEUE_NUM, &n);
+			if (r < 0)
+				return r;
+			if (n == 0)
+				return fe_error(fe, -EPROTO, "GET_QUEUE_NUM: the back-end reports 0 queues");
+			fe->max_queues = n > FE_MAX_QUEUES ? FE_MAX_QUEUES : (uint32_t)n;
+		}
+	}
+
+	r = vu_call(fe, VU_SET_OWNER, NULL, 0, NULL, 0, NULL, 0);
+	if (r < 0)
+		return r;
+	if (has_feature(fe->protocol_features, VHOST_USER_PROTOCOL_F_CONFIG)) {
+		r = fe_read_config(fe);
+		if (r < 0)
+			return r;
+	}
+
+	uint64_t want = 1ull << VIRTIO_F_VERSION_1 | 1ull << VHOST_USER_F_PROTOCOL_FEATURES |
+			1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_BLK_F_MQ | 1ull << VIRTIO_BLK_F_RO |
+			1ull << VIRTIO_BLK_F_SIZE_MAX | 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE;
+	if (!fe->opt.no_event_idx)
+		want |= 1ull << VIRTIO_RING_F_EVENT_IDX;
+	if (!fe->opt.no_indirect)
+		want |= 1ull << VIRTIO_RING_F_INDIRECT_DESC;
+	fe->features = fe->dev_features & want;
+	r = vu_set_u64(fe, VU_SET_FEATURES, fe->features);
+	if (r < 0)
+		return r;
+	fe->event_idx = has_feature(fe->features, VIRTIO_RING_F_EVENT_IDX);
+	fe->indirect = has_feature(fe->features, VIRTIO_RING_F_INDIRECT_DESC);
+	return 0;
+}
+
+/* Checks the options against what the device reported and derives the request layout. */
+static int fe_check_device(struct frontend *fe)
+{
+	struct options *o = &fe->opt;
+	bool writes = o->verify || o->rw == RW_RANDWRITE || o->rw == RW_WRITE;
+	if (writes && has_feature(fe->features, VIRTIO_BLK_F_RO))
+		return fe_error(fe, -EROFS, "the device is read-only (VIRTIO_BLK_F_RO) and the workload writes");
+	if (!fe->have_config && !o->size)
+		return fe_error(fe, -ENOTSUP, "the back-end has no config space (VHOST_USER_PROTOCOL_F_CONFIG): pass --size");
+	if (!o->size)
+		o->size = fe->capacity_bytes;
+	if (fe->have_config && o->size > fe->capacity_bytes)
+		return fe_error(fe, -EINVAL, "--size %" PRIu64 " exceeds the capacity %" PRIu64, o->size,
+				fe->capacity_bytes);
+	fe->nblocks = o->size / o->bs;
+	if (fe->nblocks == 0)
+		return fe_error(fe, -EINVAL, "the region (%" PRIu64 " bytes) is smaller than --bs %u", o->size, o->bs);
+
+	if (o->queues > fe->max_queues)
+		return fe_error(fe, -EINVAL, "--queues %u: the back-end supports %u", o->queues, fe->max_queues);
+	if (o->queues > 1 && !has_feature(fe->features, VIRTIO_BLK_F_MQ))
+		return fe_error(fe, -EINVAL, "--queues %u: the back-end does not offer VIRTIO_BLK_F_MQ", o->queues);
+	if (o->queues > 1 && fe->have_config && o->queues > fe->cfg_num_queues)
+		return fe_error(fe, -EINVAL, "--queues %u: config space num_queues is %u", o->queues,
+				fe->cfg_num_queues);
+
+	if (has_feature(fe->features, VIRTIO_BLK_F_BLK_SIZE) && fe->have_config) {
+		uint32_t b = fe->blk_size;
+		if (b < SECTOR_SIZE || b > (1u << 16) || (b & (b - 1)))
+			return fe_error(fe, -EPROTO, "config space blk_size %u is not a power of two in 512..64k", b);
+		if (o->bs % b)
+			return fe_error(fe, -EINVAL, "--bs %u is not a multiple of the device's block size %u", o->bs, b);
+	}
+
+	/* A device with a maximum segment size gets the data split the way a guest driver would. */
+	fe->seg_len = o->bs;
+	if (has_feature(fe->features, VIRTIO_BLK_F_SIZE_MAX) && fe->have_config && fe->size_max &&
+	    fe->size_max < o->bs)
+		fe->seg_len = fe->size_max / SECTOR_SIZE * SECTOR_SIZE;
+	if (fe->seg_len == 0)
+		return fe_error(fe, -EPROTO, "config space size_max %u is below one sector", fe->size_max);
+	fe->nseg = (o->bs + fe->seg_len - 1) / fe->seg_len;
+	if (fe->nseg > FE_MAX_SEGS)
+		return fe_error(fe, -EINVAL, "--bs %u needs %u segments of size_max %u", o->bs, fe->nseg, fe->seg_len);
+	if (has_feature(fe->features, VIRTIO_BLK_F_SEG_MAX) && fe->have_config && fe->seg_max &&
+	    fe->nseg > fe->seg_max)
+		return fe_error(fe, -EINVAL, "--bs %u needs %u segments; the device takes %u", o->bs, fe->nseg,
+				fe->seg_max);
+	fe->desc_per_req = fe->nseg + 2;
+
+	uint32_t ring_slots = fe->indirect ? o->queue_size : o->queue_size / fe->desc_per_req;
+	if (o->iodepth > ring_slots)
+		return fe_error(fe, -EINVAL, "--iodepth %u does not fit a ring of %u with %u descriptors per request%s",
+				o->iodepth, o->queue_size, fe->indirect ? 1 : fe->desc_per_req,
+				fe->indirect ? "" : " (VIRTIO_RING_F_INDIRECT_DESC not negotiated)");
+	return 0;
+}
+
+/* ---- guest memory and rings ---- */
+
+static void *gmem_alloc(struct guest_mem *m, uint64_t size, uint64_t align, uint64_t *ret_gpa)
+{
+	uint64_t off = (m->used + align - 1) & ~(align - 1);
+	if (off + size > m->size)
+		return NULL;
+	m->used = off + size;
+	*ret_gpa = off;
+	return m->base + off;
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+static int fe_setup_memory(struct frontend *fe)
+{
+	const struct options *o = &fe->opt;
+	uint64_t num = o->queue_size;
+	uint64_t per_slot = align_up(o->bs, 4096) + 64 + align_up(16ull * fe->desc_per_req, 64);
+	uint64_t per_vq = align_up(16 * num, 4096) + align_up(6 + 2 * num, 4096) + align_up(6 + 8 * num, 4096) +
+			  (uint64_t)o->iodepth * per_slot;
+	uint64_t need = align_up((uint64_t)o->queues * per_vq + (1ull << 20), 2ull << 20);
+	if (need > FE_MAX_GUEST_MEM)
+		return fe_error(fe, -E2BIG, "queues x iodepth x bs needs %" PRIu64 " MiB of guest memory (limit %llu)",
+				need >> 20, FE_MAX_GUEST_MEM >> 20);
+	fe->mem.size = need < FE_MIN_GUEST_MEM ? FE_MIN_GUEST_MEM : need;
+
+	fe->mem.fd = memfd_create("vu-blk-frontend-guest-ram", MFD_CLOEXEC);
+	if (fe->mem.fd < 0)
+		return fe_error(fe, -errno, "memfd_create: %s", strerror(errno));
+	if (ftruncate(fe->mem.fd, (off_t)fe->mem.size) < 0)
+		return fe_error(fe, -errno, "ftruncate guest memory: %s", strerror(errno));
+	void *p = mmap(NULL, fe->mem.size, PROT_READ | PROT_WRITE, MAP_SHARED, fe->mem.fd, 0);
+	if (p == MAP_FAILED)
+		return fe_error(fe, -errno, "mmap guest memory: %s", strerror(errno));
+	fe->mem.base = p;
+
+	fe->vqs = calloc(o->queues, sizeof(*fe->vqs));
+	if (!fe->vqs)
+		return fe_error(fe, -ENOMEM, "out of memory");
+	fe->nvqs = o->queues;
+	for (uint32_t q = 0; q < fe->nvqs; q++) {
+		struct vq *vq = &fe->vqs[q];
+		vq->index = q;
+		vq->num = (uint16_t)num;
+		vq->kick_fd = vq->call_fd = -1;
+		vq->desc = gmem_alloc(&fe->mem, 16 * num, 4096, &vq->desc_gpa);
+		vq->avail = gmem_alloc(&fe->mem, 6 + 2 * num, 4096, &vq->avail_gpa);
+		vq->used = gmem_alloc(&fe->mem, 6 + 8 * num, 4096, &vq->used_gpa);
+		vq->nslots = o->iodepth;
+		vq->slots = calloc(vq->nslots, sizeof(*vq->slots));
+		vq->free_slots = calloc(vq->nslots, sizeof(*vq->free_slots));
+		vq->batch = calloc(vq->nslots, sizeof(*vq->batch));
+		if (!vq->desc || !vq->avail || !vq->used || !vq->slots || !vq->free_slots || !vq->batch)
+			return fe_error(fe, -ENOMEM, "out of guest or host memory for queue %u", q);
+		for (uint32_t s = 0; s < vq->nslots; s++) {
+			struct slot *sl = &vq->slots[s];
+			uint64_t small_gpa;
+			uint8_t *small = gmem_alloc(&fe->mem, 64, 64, &small_gpa);
+			sl->data = gmem_alloc(&fe->mem, o->bs, 4096, &sl->data_gpa);
+			if (!small || !sl->data)
+				return fe_error(fe, -ENOMEM, "out of guest memory for queue %u", q);
+			sl->hdr = (struct virtio_blk_outhdr *)small;
+			sl->hdr_gpa = small_gpa;
+			sl->status = small + 32;
+			sl->status_gpa = small_gpa + 32;
+			if (fe->indirect) {
+				sl->indirect = gmem_alloc(&fe->mem, 16ull * fe->desc_per_req, 64, &sl->indirect_gpa);
+				if (!sl->indirect)
+					return fe_error(fe, -ENOMEM, "out of guest memory for queue %u", q);
+				sl->head = (uint16_t)s;
+			} else {
+				sl->head = (uint16_t)(s * fe->desc_per_req);
+			}
+			/* Non-zero write data: a back-end cannot take a zero-page shortcut. */
+			pattern_fill(sl->data, o->bs, fe->opt.seed ^ 0x5555, ((uint64_t)q << 40) + (uint64_t)s * o->bs);
+			vq->free_slots[vq->nfree++] = vq->nslots - 1 - s;
+		}
+	}
+	return 0;
+}
+
+static int fe_send_mem_table(struct frontend *fe)
+{
+	/* Memory regions description: nregions, padding, then per region guest address, size,
+	 * user address (ours) and mmap offset. */
+	struct vu_payload mt = { .size = 0 };
+	vu_put32(&mt, 1);
+	vu_put32(&mt, 0);
+	vu_put64(&mt, 0);
+	vu_put64(&mt, fe->mem.size);
+	vu_put64(&mt, (uint64_t)(uintptr_t)fe->mem.base);
+	vu_put64(&mt, 0);
+	return vu_call(fe, VU_SET_MEM_TABLE, mt.bytes, mt.size, &fe->mem.fd, 1, NULL, 0);
+}
+
+static int fe_start_vring(struct frontend *fe, struct vq *vq)
+{
+	int r = vu_set_state(fe, VU_SET_VRING_NUM, vq->index, vq->num);
+	if (r < 0)
+		return r;
+	r = vu_set_state(fe, VU_SET_VRING_BASE, vq->index, 0);
+	if (r < 0)
+		return r;
+	/* Vring address description: index, flags, then the user addresses (in this process) of
+	 * the descriptor table, used ring and available ring, and the log address. */
+	struct vu_payload addr = { .size = 0 };
+	vu_put32(&addr, vq->index);
+	vu_put32(&addr, 0);
+	vu_put64(&addr, (uint64_t)(uintptr_t)vq->desc);
+	vu_put64(&addr, (uint64_t)(uintptr_t)vq->used);
+	vu_put64(&addr, (uint64_t)(uintptr_t)vq->avail);
+	vu_put64(&addr, 0);
+	r = vu_call(fe, VU_SET_VRING_ADDR, addr.bytes, addr.size, NULL, 0, NULL, 0);
+	if (r < 0)
+		return r;
+
+	vq->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	vq->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vq->call_fd < 0 || vq->kick_fd < 0)
+		return fe_error(fe, -errno, "eventfd: %s", strerror(errno));
+	/* The call fd goes first: the ring starts on SET_VRING_KICK and must be able to signal us. */
+	uint64_t index = vq->index;
+	r = vu_call(fe, VU_SET_VRING_CALL, &index, sizeof(index), &vq->call_fd, 1, NULL, 0);
+	if (r < 0)
+		return r;
+	r = vu_call(fe, VU_SET_VRING_KICK, &index, sizeof(index), &vq->kick_fd, 1, NULL, 0);
+	if (r < 0)
+		return r;
+	if (has_feature(fe->features, VHOST_USER_F_PROTOCOL_FEATURES))
+		r = vu_set_state(fe, VU_SET_VRING_ENABLE, vq->index, 1);
+	return r;
+}
+
+/* Stops the rings as QEMU does (disable, then GET_VRING_BASE) and checks that the back-end
+ * consumed exactly what we made available. */
+static int fe_stop_vrings(struct frontend *fe)
+{
+	for (uint32_t q = 0; q < fe->nvqs; q++) {
+		struct vq *vq = &fe->vqs[q];
+		int r;
+		if (has_feature(fe->features, VHOST_USER_F_PROTOCOL_FEATURES)) {
+			r = vu_set_state(fe, VU_SET_VRING_ENABLE, vq->index, 0);
+			if (r < 0)
+				return r;
+		}
+		struct vu_vring_state req = { .index = vq->index, .num = 0 }, reply = { 0, 0 };
+		r = vu_call(fe, VU_GET_VRING_BASE, &req, sizeof(req), NULL, 0, &reply, sizeof(reply));
+		if (r < 0)
+			return r;
+		if (reply.index != vq->index)
+			return fe_error(fe, -EPROTO, "GET_VRING_BASE: reply for queue %u, asked %u", reply.index, vq->index);
+		if (reply.num != vq->avail_idx)
+			return fe_error(fe, -EPROTO, "GET_VRING_BASE queue %u: back-end base %u, front-end made %u available",
+					vq->index, reply.num, vq->avail_idx);
+	}
+	return 0;
+}
+
+/* ---- the data path ---- */
+
+static bool phase_may_submit(const struct phase *ph)
+{
+	if (stop_requested)
+		return false;
+	if (ph->limit_ios && ph->submitted >= ph->limit_ios)
+		return false;
+	if (ph->deadline_ns && now_ns() >= ph->deadline_ns)
+		return false;
+	return true;
+}
+
+static uint64_t phase_next_offset(struct frontend *fe, struct phase *ph)
+{
+	uint64_t block = 0;
+	switch (ph->order) {
+	case ORDER_RANDOM:
+		block = rng_next(&fe->rng) % fe->nblocks;
+		break;
+	case ORDER_SEQUENTIAL:
+		block = ph->next_block;
+		ph->next_block = (ph->next_block + 1) % fe->nblocks;
+		break;
+	case ORDER_PERMUTATION:
+		block = ph->perm[ph->next_block++];
+		break;
+	}
+	return block * fe->opt.bs;
+}
+
+static void vq_build_request(struct frontend *fe, struct vq *vq, struct slot *sl)
+{
+	sl->hdr->type = htole32(sl->is_read ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT);
+	sl->hdr->ioprio = 0;
+	sl->hdr->sector = htole64(sl->offset / SECTOR_SIZE);
+	/* Not a status a device can return: a back-end that never writes it shows up as an error. */
+	*sl->status = 0xff;
+
+	struct vring_desc *d = sl->indirect ? sl->indirect : &vq->desc[sl->head];
+	uint16_t base = sl->indirect ? 0 : sl->head;
+	uint32_t n = fe->desc_per_req;
+	d[0].addr = htole64(sl->hdr_gpa);
+	d[0].len = htole32(sizeof(struct virtio_blk_outhdr));
+	d[0].flags = htole16(VRING_DESC_F_NEXT);
+	d[0].next = htole16(base + 1);
+	for (uint32_t i = 0; i < fe->nseg; i++) {
+		uint32_t off = i * fe->seg_len;
+		uint32_t len = fe->opt.bs - off < fe->seg_len ? fe->opt.bs - off : fe->seg_len;
+		d[1 + i].addr = htole64(sl->data_gpa + off);
+		d[1 + i].len = htole32(len);
+		d[1 + i].flags = htole16(VRING_DESC_F_NEXT | (sl->is_read ? VRING_DESC_F_WRITE : 0));
+		d[1 + i].next = htole16(base + 2 + i);
+	}
+	d[n - 1].addr = htole64(sl->status_gpa);
+	d[n - 1].len = htole32(1);
+	d[n - 1].flags = htole16(VRING_DESC_F_WRITE);
+	d[n - 1].next = 0;
+	if (sl->indirect) {
+		struct vring_desc *h = &vq->desc[sl->head];
+		h->addr = htole64(sl->indirect_gpa);
+		h->len = htole32(16 * n);
+		h->flags = htole16(VRING_DESC_F_INDIRECT);
+		h->next = 0;
+	}
+	vq->avail->ring[vq->avail_idx % vq->num] = htole16(sl->head);
+	vq->avail_idx++;
+}
+
+/* Publishes the batch and kicks the back-end unless it asked not to be. */
+static int vq_publish(struct frontend *fe, struct vq *vq)
+{
+	/* Release: the descriptors and avail ring entries written above must be visible to the
+	 * back-end before the avail->idx that announces them. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	shared_store16(&vq->avail->idx, vq->avail_idx);
+	/* Full barrier (store-load): the new avail->idx must be visible before we read the back-end's
+	 * avail_event / used->flags; otherwise it may go to sleep on the old index while we skip the kick. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+
+	bool kick;
+	if (fe->event_idx)
+		kick = vring_need_event(shared_load16(vq_avail_event(vq)), vq->avail_idx, vq->kick_old_idx);
+	else
+		kick = !(shared_load16(&vq->used->flags) & VRING_USED_F_NO_NOTIFY);
+	vq->kick_old_idx = vq->avail_idx;
+
+	uint64_t t = now_ns();
+	for (uint32_t i = 0; i < vq->nbatch; i++)
+		vq->slots[vq->batch[i]].t_submit_ns = t;
+	vq->nbatch = 0;
+	if (!kick)
+		return 0;
+	uint64_t one = 1;
+	if (write(vq->kick_fd, &one, sizeof(one)) != sizeof(one))
+		return fe_error(fe, -errno, "kick queue %u: %s", vq->index, strerror(errno));
+	fe->kicks++;
+	return 0;
+}
+
+/* Fills the queue up to its depth; returns how many requests were submitted. */
+static int vq_fill(struct frontend *fe, struct vq *vq, struct phase *ph)
+{
+	while (vq->nfree && phase_may_submit(ph)) {
+		uint32_t s = vq->free_slots[--vq->nfree];
+		struct slot *sl = &vq->slots[s];
+		sl->busy = true;
+		sl->is_read = ph->is_read;
+		sl->verify = ph->verify;
+		sl->offset = phase_next_offset(fe, ph);
+		if (sl->verify && !sl->is_read)
+			pattern_fill(sl->data, fe->opt.bs, fe->opt.seed, sl->offset);
+		vq_build_request(fe, vq, sl);
+		vq->batch[vq->nbatch++] = s;
+		ph->submitted++;
+		fe->inflight++;
+	}
+	int n = (int)vq->nbatch;
+	if (n) {
+		int r = vq_publish(fe, vq);
+		if (r < 0)
+			return r;
+	}
+	return n;
+}
+
+static void io_error(struct frontend *fe, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void io_error(struct frontend *fe, const char *fmt, ...)
+{
+	fe->errors++;
+	if (fe->first_io_error[0])
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(fe->first_io_error, sizeof(fe->first_io_error), fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
+	va_end(ap);
+}
+
+static void slot_verify(struct frontend *fe, const struct slot *sl)
+{
+	for (uint32_t i = 0; i + 8 <= fe->opt.bs; i += 8) {
+		uint64_t got, want = pattern_word(fe->opt.seed, sl->offset + i);
+		memcpy(&got, sl->data + i, sizeof(got));
+		if (got != want) {
+			io_error(fe, "verify: byte %" PRIu64 " reads 0x%016" PRIx64 ", wrote 0x%016" PRIx64,
+				 sl->offset + i, got, want);
+			return;
+		}
+	}
+}
+
+/* Consumes used entries; returns how many requests completed. The used ring is the back-end's
+ * word, so every id and count is checked before it indexes anything. */
+static int vq_reap(struct frontend *fe, struct vq *vq)
+{
+	uint16_t used_idx = shared_load16(&vq->used->idx);
+	if (used_idx == vq->last_used)
+		return 0;
+	/* Acquire: the used entries, status bytes and read data must be read after the used->idx
+	 * that announced them. */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	uint16_t pending = (uint16_t)(used_idx - vq->last_used);
+	uint32_t busy = vq->nslots - vq->nfree;
+	if (pending > busy)
+		return fe_error(fe, -EPROTO, "queue %u: used->idx moved by %u with %u requests in flight",
+				vq->index, pending, busy);
+	uint64_t t = now_ns();
+	for (uint16_t i = 0; i < pending; i++) {
+		const struct vring_used_elem *e = &vq->used->ring[vq->last_used % vq->num];
+		uint32_t id = shared_load32(&e->id);
+		uint32_t s = fe->indirect ? id : id / fe->desc_per_req;
+		if (s >= vq->nslots || vq->slots[s].head != id || !vq->slots[s].busy)
+			return fe_error(fe, -EPROTO, "queue %u: used id %u is not a request in flight", vq->index, id);
+		struct slot *sl = &vq->slots[s];
+		uint8_t status = *sl->status;
+		if (status != VIRTIO_BLK_S_OK)
+			io_error(fe, "%s at byte %" PRIu64 ": status %u", sl->is_read ? "read" : "write", sl->offset,
+				 status);
+		else {
+			fe->bytes += fe->opt.bs;
+			if (sl->verify && sl->is_read)
+				slot_verify(fe, sl);
+		}
+		lat_record(fe, t - sl->t_submit_ns);
+		sl->busy = false;
+		vq->free_slots[vq->nfree++] = s;
+		vq->last_used++;
+		fe->ios++;
+		fe->inflight--;
+	}
+	return pending;
+}
+
+/* Before sleeping: asks for a call at the next completion; true if one already arrived. */
+static bool vq_arm(struct frontend *fe, struct vq *vq)
+{
+	if (fe->event_idx) {
+		shared_store16(vq_used_event(vq), vq->last_used);
+		/* Full barrier (store-load): used_event must be visible before we re-read used->idx,
+		 * or a completion landing in between would neither be seen nor signalled. */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	}
+	return shared_load16(&vq->used->idx) != vq->last_used;
+}
+
+static int fe_run_phase(struct frontend *fe, struct phase *ph)
+{
+	struct pollfd pfds[FE_MAX_QUEUES + 1];
+	for (uint32_t q = 0; q < fe->nvqs; q++)
+		pfds[q] = (struct pollfd){ .fd = fe->vqs[q].call_fd, .events = POLLIN };
+	/* We never expect a message now: readability means the back-end hung up or misbehaves. */
+	pfds[fe->nvqs] = (struct pollfd){ .fd = fe->sock, .events = POLLIN };
+	uint64_t last_progress = now_ns();
+
+	for (;;) {
+		int progress = 0;
+		for (uint32_t q = 0; q < fe->nvqs; q++) {
+			int r = vq_reap(fe, &fe->vqs[q]);
+			if (r < 0)
+				return r;
+			progress += r;
+			r = vq_fill(fe, &fe->vqs[q], ph);
+			if (r < 0)
+				return r;
+			progress += r;
+		}
+		if (progress) {
+			last_progress = now_ns();
+			continue;
+		}
+		if (fe->inflight == 0)
+			return 0;
+
+		bool arrived = false;
+		for (uint32_t q = 0; q < fe->nvqs; q++)
+			arrived |= vq_arm(fe, &fe->vqs[q]);
+		if (arrived)
+			continue;
+		if (now_ns() - last_progress > VU_STALL_TIMEOUT_NS)
+			return fe_error(fe, -ETIMEDOUT, "the back-end completed nothing in %llu s (%" PRIu64 " requests in flight)",
+					VU_STALL_TIMEOUT_NS / 1000000000ull, fe->inflight);
+		int pr = poll(pfds, fe->nvqs + 1, 1000);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0)
+			return fe_error(fe, -errno, "poll: %s", strerror(errno));
+		if (pfds[fe->nvqs].revents)
+			return fe_error(fe, -ECONNRESET, "the back-end closed the connection (or sent an unexpected message) "
+					"with %" PRIu64 " requests in flight", fe->inflight);
+		for (uint32_t q = 0; q < fe->nvqs; q++) {
+			if (!(pfds[q].revents & POLLIN))
+				continue;
+			uint64_t cnt;
+			if (read(pfds[q].fd, &cnt, sizeof(cnt)) == sizeof(cnt))
+				fe->calls++;
+		}
+	}
+}
+
+static int fe_run(struct frontend *fe, double *ret_elapsed_s)
+{
+	const struct options *o = &fe->opt;
+	int r;
+	uint64_t t0 = now_ns();
+	if (o->verify) {
+		/* Every block once, in a random order (--rw rand*) so that completions come back out of
+		 * order, written with a per-run pattern and then read back and compared. */
+		uint64_t n = o->ios && o->ios < fe->nblocks ? o->ios : fe->nblocks;
+		if (n > FE_VERIFY_MAX_BLOCKS)
+			return fe_error(fe, -E2BIG, "--verify over %" PRIu64 " blocks: limit it with --size or --ios", n);
+		uint32_t *perm = malloc(n * sizeof(*perm));
+		if (!perm)
+			return fe_error(fe, -ENOMEM, "out of memory");
+		for (uint64_t i = 0; i < n; i++)
+			perm[i] = (uint32_t)i;
+		if (o->rw == RW_RANDREAD || o->rw == RW_RANDWRITE) {
+			for (uint64_t i = n - 1; i > 0; i--) {
+				uint64_t j = rng_next(&fe->rng) % (i + 1);
+				uint32_t tmp = perm[i];
+				perm[i] = perm[j];
+				perm[j] = tmp;
+			}
+		}
+		struct phase wr = { .is_read = false, .verify = true, .order = ORDER_PERMUTATION, .limit_ios = n, .perm = perm };
+		struct phase rd = { .is_read = true, .verify = true, .order = ORDER_PERMUTATION, .limit_ios = n, .perm = perm };
+		r = fe_run_phase(fe, &wr);
+		if (r == 0)
+			r = fe_run_phase(fe, &rd);
+		free(perm);
+	} else {
+		struct phase ph = {
+			.is_read = o->rw == RW_RANDREAD || o->rw == RW_READ,
+			.order = o->rw == RW_RANDREAD || o->rw == RW_RANDWRITE ? ORDER_RANDOM : ORDER_SEQUENTIAL,
+			.limit_ios = o->ios,
+			.deadline_ns = o->runtime_s > 0 ? t0 + (uint64_t)(o->runtime_s * 1e9) : 0,
+		};
+		r = fe_run_phase(fe, &ph);
+	}
+	*ret_elapsed_s = (double)(now_ns() - t0) / 1e9;
+	return r;
+}
+
+static void fe_close(struct frontend *fe)
+{
+	if (fe->sock >= 0)
+		close(fe->sock);
+	for (uint32_t q = 0; fe->vqs && q < fe->nvqs; q++) {
+		struct vq *vq = &fe->vqs[q];
+		if (vq->kick_fd >= 0)
+			close(vq->kick_fd);
+		if (vq->call_fd >= 0)
+			close(vq->call_fd);
+		free(vq->slots);
+		free(vq->free_slots);
+		free(vq->batch);
+	}
+	free(fe->vqs);
+	if (fe->mem.base)
+		munmap(fe->mem.base, fe->mem.size);
+	if (fe->mem.fd >= 0)
+		close(fe->mem.fd);
+	free(fe->lat.ns);
+}
+
+/* ---- command line ---- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vu-blk-frontend --socket PATH [options]\n"
+		"Drives a vhost-user-blk back-end as QEMU and a guest driver would, prints one JSON object.\n"
+		"  --rw randread|randwrite|read|write   workload (default randread)\n"
+		"  --bs BYTES          request size, multiple of 512 (default 4096; k/m suffixes)\n"
+		"  --iodepth N         requests in flight per queue (default 1)\n"
+		"  --queues N          virtqueues (default 1)\n"
+		"  --queue-size N      ring size, power of two (default 256)\n"
+		"  --runtime SECONDS   run time (default 5 unless --ios)\n"
+		"  --ios N             stop after N requests\n"
+		"  --size BYTES        use only the first BYTES of the disk (default: its capacity)\n"
+		"  --verify            write every block with a pattern, read it back and compare\n"
+		"  --backend-pid PID   also report that process's CPU time\n"
+		"  --no-indirect       do not negotiate VIRTIO_RING_F_INDIRECT_DESC\n"
+		"  --no-event-idx      do not negotiate VIRTIO_RING_F_EVENT_IDX\n"
+		"  --connect-timeout SECONDS  retry connecting this long (default 5)\n"
+		"  --seed N            random seed (default: from the clock)\n");
+}
+
+static int parse_u64(const char *s, bool suffixes, uint64_t *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s || *s == '-')
+		return -EINVAL;
+	uint64_t mult = 1;
+	if (suffixes && *end) {
+		switch (*end) {
+		case 'k': case 'K': mult = 1ull << 10; break;
+		case 'm': case 'M': mult = 1ull << 20; break;
+		case 'g': case 'G': mult = 1ull << 30; break;
+		default: return -EINVAL;
+		}
+		end++;
+	}
+	if (*end || (v && mult > UINT64_MAX / v))
+		return -EINVAL;
+	*ret = v * mult;
+	return 0;
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	enum { OPT_SOCKET = 256, OPT_RW, OPT_BS, OPT_IODEPTH, OPT_QUEUES, OPT_QUEUE_SIZE, OPT_RUNTIME, OPT_IOS,
+	       OPT_SIZE, OPT_VERIFY, OPT_BACKEND_PID, OPT_NO_INDIRECT, OPT_NO_EVENT_IDX, OPT_CONNECT_TIMEOUT,
+	       OPT_SEED, OPT_HELP };
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "rw", required_argument, NULL, OPT_RW },
+		{ "bs", required_argument, NULL, OPT_BS },
+		{ "iodepth", required_argument, NULL, OPT_IODEPTH },
+		{ "queues", required_argument, NULL, OPT_QUEUES },
+		{ "queue-size", required_argument, NULL, OPT_QUEUE_SIZE },
+		{ "runtime", required_argument, NULL, OPT_RUNTIME },
+		{ "ios", required_argument, NULL, OPT_IOS },
+		{ "size", required_argument, NULL, OPT_SIZE },
+		{ "verify", no_argument, NULL, OPT_VERIFY },
+		{ "backend-pid", required_argument, NULL, OPT_BACKEND_PID },
+		{ "no-indirect", no_argument, NULL, OPT_NO_INDIRECT },
+		{ "no-event-idx", no_argument, NULL, OPT_NO_EVENT_IDX },
+		{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	*o = (struct options){ .rw = RW_RANDREAD, .bs = 4096, .iodepth = 1, .queues = 1, .queue_size = 256,
+			       .connect_timeout_s = 5 };
+	bool have_seed = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		uint64_t v = 0;
+		const char *name = NULL;
+		char *end;
+		switch (c) {
+		case OPT_SOCKET:
+			o->socket_path = optarg;
+			break;
+		case OPT_RW:
+			if (!strcmp(optarg, "randread"))
+				o->rw = RW_RANDREAD;
+			else if (!strcmp(optarg, "randwrite"))
+				o->rw = RW_RANDWRITE;
+			else if (!strcmp(optarg, "read"))
+				o->rw = RW_READ;
+			else if (!strcmp(optarg, "write"))
+				o->rw = RW_WRITE;
+			else
+				name = "--rw";
+			break;
+		case OPT_BS:
+			if (parse_u64(optarg, true, &v) < 0 || v == 0 || v % SECTOR_SIZE || v > FE_MAX_BS)
+				name = "--bs (a multiple of 512 up to 16M)";
+			o->bs = (uint32_t)v;
+			break;
+		case OPT_IODEPTH:
+			if (parse_u64(optarg, false, &v) < 0 || v == 0 || v > FE_MAX_QUEUE_SIZE)
+				name = "--iodepth";
+			o->iodepth = (uint32_t)v;
+			break;
+		case OPT_QUEUES:
+			if (parse_u64(optarg, false, &v) < 0 || v == 0 || v > FE_MAX_QUEUES)
+				name = "--queues (1..64)";
+			o->queues = (uint32_t)v;
+			break;
+		case OPT_QUEUE_SIZE:
+			if (parse_u64(optarg, false, &v) < 0 || v == 0 || v > FE_MAX_QUEUE_SIZE || (v & (v - 1)))
+				name = "--queue-size (a power of two up to 32768)";
+			o->queue_size = (uint32_t)v;
+			break;
+		case OPT_RUNTIME:
+			o->runtime_s = strtod(optarg, &end);
+			if (*end || end == optarg || !(o->runtime_s > 0) || o->runtime_s > 1e6)
+				name = "--runtime";
+			break;
+		case OPT_IOS:
+			if (parse_u64(optarg, true, &o->ios) < 0 || o->ios == 0)
+				name = "--ios";
+			break;
+		case OPT_SIZE:
+			if (parse_u64(optarg, true, &o->size) < 0 || o->size == 0)
+				name = "--size";
+			break;
+		case OPT_VERIFY:
+			o->verify = true;
+			break;
+		case OPT_BACKEND_PID:
+			if (parse_u64(optarg, false, &v) < 0 || v == 0 || v > INT32_MAX)
+				name = "--backend-pid";
+			o->backend_pid = (pid_t)v;
+			break;
+		case OPT_NO_INDIRECT:
+			o->no_indirect = true;
+			break;
+		case OPT_NO_EVENT_IDX:
+			o->no_event_idx = true;
+			break;
+		case OPT_CONNECT_TIMEOUT:
+			o->connect_timeout_s = strtod(optarg, &end);
+			if (*end || end == optarg || !(o->connect_timeout_s >= 0) || o->connect_timeout_s > 3600)
+				name = "--connect-timeout";
+			break;
+		case OPT_SEED:
+			if (parse_u64(optarg, false, &o->seed) < 0)
+				name = "--seed";
+			have_seed = true;
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+		if (name) {
+			fprintf(stderr, "vu-blk-frontend: invalid %s: %s\n", name, optarg);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc || !o->socket_path) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	if (!o->runtime_s && !o->ios && !o->verify)
+		o->runtime_s = 5;
+	if (!have_seed)
+		o->seed = now_ns() ^ ((uint64_t)getpid() << 32);
+	return 0;
+}
+
+static const char *rw_name(enum rw_mode rw)
+{
+	switch (rw) {
+	case RW_RANDREAD: return "randread";
+	case RW_RANDWRITE: return "randwrite";
+	case RW_READ: return "read";
+	case RW_WRITE: return "write";
+	}
+	return "?";
+}
+
+int main(int argc, char **argv)
+{
+	struct frontend fe = { .sock = -1, .mem.fd = -1 };
+	if (parse_options(argc, argv, &fe.opt) < 0)
+		return 2;
+	fe.rng = fe.opt.seed ? fe.opt.seed : 0x9E3779B97F4A7C15ull;
+
+	struct sigaction sa = { .sa_handler = on_stop_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	uint64_t backend_ticks0 = 0, backend_ticks1 = 0;
+	double cpu0, cpu1, elapsed = 0;
+	int r;
+	if (fe.opt.backend_pid && (r = proc_cpu_ticks(fe.opt.backend_pid, &backend_ticks0)) < 0) {
+		fprintf(stderr, "vu-blk-frontend: --backend-pid %d: %s\n", (int)fe.opt.backend_pid, strerror(-r));
+		return 1;
+	}
+	r = vu_connect(&fe);
+	if (r == 0)
+		r = fe_negotiate(&fe);
+	if (r == 0)
+		r = fe_check_device(&fe);
+	if (r == 0)
+		r = fe_setup_memory(&fe);
+	if (r == 0)
+		r = fe_send_mem_table(&fe);
+	for (uint32_t q = 0; r == 0 && q < fe.nvqs; q++)
+		r = fe_start_vring(&fe, &fe.vqs[q]);
+	if (r < 0) {
+		fprintf(stderr, "vu-blk-frontend: %s: %s\n", fe.opt.socket_path, fe.err);
+		fe_close(&fe);
+		return 1;
+	}
+	fprintf(stderr, "vu-blk-frontend: %s: %s bs %u iodepth %u x %u queue(s) of %u over %" PRIu64 " MiB; "
+		"features 0x%" PRIx64 " (EVENT_IDX %s, INDIRECT %s), protocol 0x%" PRIx64 ", %u descriptor(s) per request\n",
+		fe.opt.socket_path, fe.opt.verify ? "verify" : rw_name(fe.opt.rw), fe.opt.bs, fe.opt.iodepth, fe.nvqs,
+		fe.opt.queue_size, fe.opt.size >> 20, fe.features, fe.event_idx ? "on" : "off",
+		fe.indirect ? "on" : "off", fe.protocol_features, fe.desc_per_req);
+
+	if (fe.opt.backend_pid)
+		proc_cpu_ticks(fe.opt.backend_pid, &backend_ticks0);
+	cpu0 = self_cpu_s();
+	r = fe_run(&fe, &elapsed);
+	cpu1 = self_cpu_s();
+	int backend_r = 0;
+	if (fe.opt.backend_pid)
+		backend_r = proc_cpu_ticks(fe.opt.backend_pid, &backend_ticks1);
+	if (r == 0)
+		r = fe_stop_vrings(&fe);
+	if (r < 0) {
+		fprintf(stderr, "vu-blk-frontend: %s: %s\n", fe.opt.socket_path, fe.err);
+		fe_close(&fe);
+		return 1;
+	}
+
+	qsort(fe.lat.ns, fe.lat.n, sizeof(*fe.lat.ns), cmp_u32);
+	long tck = sysconf(_SC_CLK_TCK);
+	char backend_cpu[32] = "null";
+	if (fe.opt.backend_pid && backend_r == 0 && tck > 0)
+		snprintf(backend_cpu, sizeof(backend_cpu), "%.3f", (double)(backend_ticks1 - backend_ticks0) / (double)tck);
+	printf("{\"iops\": %.0f, \"mbps\": %.1f, \"lat_p50_us\": %.1f, \"lat_p99_us\": %.1f, "
+	       "\"backend_cpu_s\": %s, \"frontend_cpu_s\": %.3f, \"bytes\": %" PRIu64 ", \"ios\": %" PRIu64 ", "
+	       "\"errors\": %" PRIu64 ", \"runtime_s\": %.3f, \"kicks\": %" PRIu64 ", \"calls\": %" PRIu64 "}\n",
+	       elapsed > 0 ? (double)fe.ios / elapsed : 0, elapsed > 0 ? (double)fe.bytes / elapsed / 1e6 : 0,
+	       lat_percentile_us(&fe.lat, 50), lat_percentile_us(&fe.lat, 99), backend_cpu, cpu1 - cpu0, fe.bytes,
+	       fe.ios, fe.errors, elapsed, fe.kicks, fe.calls);
+	fflush(stdout);
+
+	int rc = 0;
+	if (fe.errors) {
+		fprintf(stderr, "vu-blk-frontend: %" PRIu64 " request(s) failed; first: %s\n", fe.errors, fe.first_io_error);
+		rc = 1;
+	}
+	if (fe.opt.backend_pid && backend_r < 0) {
+		fprintf(stderr, "vu-blk-frontend: --backend-pid %d: %s (did the back-end exit?)\n",
+			(int)fe.opt.backend_pid, strerror(-backend_r));
+		rc = 1;
+	}
+	if (stop_requested) {
+		fprintf(stderr, "vu-blk-frontend: interrupted; the numbers cover the time before the signal\n");
+		rc = 1;
+	}
+	fe_close(&fe);
+	return rc;
+}
