@@ -126,10 +126,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	vu_socket_rx_init(&rx);
 	while (!closed) {
-		ssize_t n = 0;
-
 		if (off < size) {
-			n = write(sv[0], data + off, size - off);
+			ssize_t n = write(sv[0], data + off, size - off);
+
 			if (n > 0)
 				off += (size_t)n;
 		}

@@ -638,7 +638,7 @@ static void usage(FILE *f)
 "           <target dev='vda' bus='virtio'/>\n"
 "         </disk>   plus <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\n"
 "If ddtk-blk is restarted, QEMU reconnects and re-sends the requests that were in flight.\n",
-		BLK_DEFAULT_QUEUES, VU_MAX_QUEUES);
+		(unsigned)BLK_DEFAULT_QUEUES, (unsigned)VU_MAX_QUEUES);
 }
 
 static int parse_uint(const char *s, unsigned max, unsigned *ret)

@@ -51,9 +51,9 @@ int vu_dev_init(struct vu_dev *dev, const struct vu_dev_info *info, const struct
 
 void vu_dev_set_broken(struct vu_dev *dev, const char *fmt, ...)
 {
-	va_list ap;
-
 	if (!dev->broken) {
+		va_list ap;
+
 		va_start(ap, fmt);
 		vsnprintf(dev->broken_reason, sizeof(dev->broken_reason), fmt, ap);
 		va_end(ap);

@@ -145,7 +145,7 @@ int vu_socket_listen(const char *path, int *ret_fd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
-	int fd, r;
+	int fd;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
@@ -161,7 +161,8 @@ int vu_socket_listen(const char *path, int *ret_fd)
 	if (fd < 0)
 		return -errno;
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
-		r = -errno;
+		int r = -errno;
+
 		close(fd);
 		return r;
 	}

@@ -76,7 +76,6 @@ int vu_vq_map_chain(const struct vu_vq *vq, uint16_t head, struct vu_elem *elem)
 	unsigned max = vq->num, count = 0;
 	uint16_t i = head;
 	struct vring_desc d;
-	int r;
 
 	elem->head = head;
 	elem->out_num = elem->in_num = 0;
@@ -102,7 +101,8 @@ int vu_vq_map_chain(const struct vu_vq *vq, uint16_t head, struct vu_elem *elem)
 			return -EINVAL; /* nested, or mixed into a direct chain */
 		if (++count > max)
 			return -ELOOP;
-		r = map_buffer(vq, elem, d.addr, d.len, d.flags & VRING_DESC_F_WRITE);
+		int r = map_buffer(vq, elem, d.addr, d.len, d.flags & VRING_DESC_F_WRITE);
+
 		if (r < 0)
 			return r;
 		if (!(d.flags & VRING_DESC_F_NEXT))
@@ -295,7 +295,6 @@ static int inflight_restore(struct vu_vq *vq)
 int vu_vq_attach(struct vu_vq *vq, const struct vu_mem *mem)
 {
 	uint64_t n = vq->num;
-	int r;
 
 	if (!n || !vq->addr_set)
 		return -EINVAL;
@@ -320,7 +319,8 @@ int vu_vq_attach(struct vu_vq *vq, const struct vu_mem *mem)
 	vq->inuse = 0;
 	vq->signalled_used_valid = false;
 	if (vq->inflight) {
-		r = inflight_restore(vq);
+		int r = inflight_restore(vq);
+
 		if (r < 0) {
 			vu_vq_detach(vq);
 			return r;
