@@ -280,6 +280,25 @@ static void test_dev_fds_closed_on_error(void **state)
 	assert_int_equal(dev.vq[1].call_fd, fd);
 }
 
+/* A front-end handed over a blocking eventfd with its counter saturated: the first notify blocked
+ * ddtk-blk in write() for good, and every other export of the process with it. */
+static void test_dev_vring_fds_made_nonblocking(void **state)
+{
+	uint64_t max = UINT64_C(0xfffffffffffffffe);
+	int call = eventfd(0, EFD_CLOEXEC), kick = eventfd(0, EFD_CLOEXEC), err = eventfd(0, EFD_CLOEXEC);
+
+	assert_int_equal(write(call, &max, sizeof(max)), sizeof(max));
+	assert_int_equal(send_fd(VU_REQ_SET_VRING_CALL, 0, call), 0);
+	assert_int_equal(send_fd(VU_REQ_SET_VRING_KICK, 0, kick), 0);
+	assert_int_equal(send_fd(VU_REQ_SET_VRING_ERR, 0, err), 0);
+	assert_true(fcntl(call, F_GETFL) & O_NONBLOCK);
+	assert_true(fcntl(kick, F_GETFL) & O_NONBLOCK);
+	assert_true(fcntl(err, F_GETFL) & O_NONBLOCK);
+	/* the saturated counter now refuses at once instead of waiting for a reader */
+	assert_int_equal(eventfd_write(call, 1), -1);
+	assert_int_equal(errno, EAGAIN);
+}
+
 static int memfd_of(size_t size)
 {
 	int fd = memfd_create("test", MFD_CLOEXEC);
@@ -418,6 +437,7 @@ int main(void)
 		T(test_dev_reply_ack),
 		T(test_dev_ring_rules),
 		T(test_dev_fds_closed_on_error),
+		T(test_dev_vring_fds_made_nonblocking),
 		T(test_dev_mem_table_beyond_file),
 		T(test_dev_queue_lifecycle),
 		T(test_dev_rings_outside_memory_break_device),

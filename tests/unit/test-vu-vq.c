@@ -245,6 +245,11 @@ static void test_notify_no_event_idx(void **state)
 	assert_true(vu_vq_should_notify(&g.vq));
 	g.avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
 	assert_false(vu_vq_should_notify(&g.vq));
+	/* without EVENT_IDX, kicks are suppressed with the used ring's flag */
+	vu_vq_set_notification(&g.vq, false);
+	assert_int_equal(g.used->flags, VRING_USED_F_NO_NOTIFY);
+	vu_vq_set_notification(&g.vq, true);
+	assert_int_equal(g.used->flags, 0);
 }
 
 static void test_event_idx(void **state)
@@ -259,13 +264,25 @@ static void test_event_idx(void **state)
 	assert_int_equal(fake_guest_start(&g), 0);
 	/* empty ring: the device asks to be kicked for the next entry */
 	assert_int_equal(pop(), 0);
+	*avail_event = 77;
+	assert_int_equal(vu_vq_set_notification(&g.vq, true), 0);
 	assert_int_equal(*avail_event, 0);
 	for (uint16_t i = 0; i < 4; i++)
 		fake_guest_kick(&g, i);
+	assert_int_equal(vu_vq_has_work(&g.vq), 1);
 	for (uint16_t i = 0; i < 4; i++)
 		assert_int_equal(pop(), 1);
 	assert_int_equal(pop(), 0);
+	/* polling: popping leaves avail_event alone, so the driver does not kick */
+	assert_int_equal(*avail_event, 0);
+	assert_int_equal(vu_vq_set_notification(&g.vq, false), 0);
+	assert_int_equal(*avail_event, 0);
+	assert_int_equal(vu_vq_set_notification(&g.vq, true), 0);
 	assert_int_equal(*avail_event, 4);
+	/* an entry that arrives just before re-enabling is reported, not slept on */
+	fake_guest_desc(&g, 4, D, 16, 0, 0);
+	fake_guest_kick(&g, 4);
+	assert_int_equal(vu_vq_set_notification(&g.vq, true), 1);
 	/* The driver wants an interrupt when used->idx passes 2 (used_event = 2). */
 	*used_event = 2;
 	vu_vq_push(&g.vq, 0, 0);

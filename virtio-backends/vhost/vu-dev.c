@@ -286,6 +286,12 @@ static int take_vring_fd(struct vu_dev *dev, struct vu_msg *msg, struct vu_vq **
 		return -EINVAL;
 	*ret_fd = -1;
 	if (!(v & VU_VRING_NOFD)) {
+		int flags = fcntl(msg->fds[0], F_GETFL);
+
+		/* One thread serves every device of the process: a blocking fd the front-end chose (a
+		 * saturated eventfd, a full pipe) would stop all of them in a notify or a kick read. */
+		if (flags < 0 || fcntl(msg->fds[0], F_SETFL, flags | O_NONBLOCK) < 0)
+			return -errno;
 		*ret_fd = msg->fds[0];
 		msg->fds[0] = -1;
 	}

@@ -159,14 +159,6 @@ int vu_vq_pop(struct vu_vq *vq, struct vu_elem *elem)
 	if (vq->resubmit_num)
 		return pop_resubmit(vq, elem);
 	r = avail_pending(vq);
-	if (r == 0 && vq->event_idx) {
-		/* Ask for a kick once the driver adds past what we have seen... */
-		*(volatile uint16_t *)&vq->used->ring[vq->num] = htole16(vq->last_avail_idx);
-		/* ...and order that store before reading avail->idx again, so an entry added in
-		 * between is either seen here or kicked for. */
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		r = avail_pending(vq);
-	}
 	if (r <= 0)
 		return r;
 	head = read_u16(&vq->avail->ring[vq->last_avail_idx % vq->num]);
@@ -180,6 +172,35 @@ int vu_vq_pop(struct vu_vq *vq, struct vu_elem *elem)
 	vq->inuse++;
 	inflight_get(vq, head);
 	return 1;
+}
+
+int vu_vq_has_work(struct vu_vq *vq)
+{
+	if (!vq->started)
+		return 0;
+	if (vq->resubmit_num)
+		return 1;
+	return avail_pending(vq);
+}
+
+int vu_vq_set_notification(struct vu_vq *vq, bool enable)
+{
+	if (!vq->started)
+		return 0;
+	if (vq->event_idx) {
+		/* Enabled: ask for a kick once the driver adds past what we have seen. Disabled: leave
+		 * avail_event behind; the driver kicks only when its index crosses it, which it did. */
+		if (enable)
+			*(volatile uint16_t *)&vq->used->ring[vq->num] = htole16(vq->last_avail_idx);
+	} else {
+		*(volatile uint16_t *)&vq->used->flags = htole16(enable ? 0 : VRING_USED_F_NO_NOTIFY);
+	}
+	if (!enable)
+		return 0;
+	/* Order the store above before reading avail->idx again: an entry the driver added in
+	 * between is then either seen here or kicked for. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return vu_vq_has_work(vq);
 }
 
 int vu_vq_push(struct vu_vq *vq, uint16_t head, uint32_t len)

@@ -88,10 +88,19 @@ int vu_vq_attach(struct vu_vq *vq, const struct vu_mem *mem);
 /* Forgets the ring pointers; called when the queue stops. */
 void vu_vq_detach(struct vu_vq *vq);
 
-/* Pops the next chain into elem. Returns 1 with elem filled, 0 when the ring is empty (and, with
- * EVENT_IDX, asks the driver to kick for the next one), or a negative errno when the guest broke the
- * ring: the device must then be marked broken. */
+/* Pops the next chain into elem. Returns 1 with elem filled, 0 when the ring is empty, or a
+ * negative errno when the guest broke the ring: the device must then be marked broken. Popping does
+ * not ask for kicks: call vu_vq_set_notification(vq, true) before waiting for one. */
 int vu_vq_pop(struct vu_vq *vq, struct vu_elem *elem);
+
+/* 1 when the driver has made entries available that were not popped yet, 0 when not, -EINVAL
+ * when its avail index is impossible. Two loads; for polling. */
+int vu_vq_has_work(struct vu_vq *vq);
+
+/* Asks the driver for kicks (enable, before sleeping) or tells it they are not needed (while the
+ * back-end polls). Enabling re-checks the ring afterwards and returns what vu_vq_has_work() would:
+ * 1 means work arrived meanwhile, so the caller must not sleep. */
+int vu_vq_set_notification(struct vu_vq *vq, bool enable);
 
 /* Hands head back as used with len bytes written, and publishes it. */
 int vu_vq_push(struct vu_vq *vq, uint16_t head, uint32_t len);
