@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,6 +60,8 @@ struct blk_request {
 	unsigned pending;                 /* operations not completed */
 	uint8_t status;
 	uint32_t written;                 /* bytes written into the guest's buffers */
+	uint64_t due_ns;                  /* fault injection: finish no earlier than this */
+	struct blk_request *next_delayed;
 	struct blk_req req;
 	struct blk_op ops[BLK_MAX_SEGS];
 	struct vu_elem elem;
@@ -104,9 +107,17 @@ static struct {
 	bool verbose;
 	uint64_t poll_ns;                 /* --poll-us: busy-poll this long after the last work */
 	gid_t socket_gid;                 /* --socket-group, or (gid_t)-1 */
+	/* Fault injection for tests (DDTK_BLK_FAULT_DELAY_MS): every request is held this long after
+	 * its I/O completed, so a test can kill the back-end with requests certainly in flight. */
+	uint64_t fault_delay_ns;
+	struct blk_request *delayed_head, *delayed_tail;
+	int delay_tfd;
+	struct vu_watch delay_watch;
 } blk = { .socket_gid = (gid_t)-1, .poll_ns = BLK_DEFAULT_POLL_US * 1000 };
 
 static void reap(void);
+static uint64_t now_ns(void);
+static void delay_arm(void);
 
 /* ---------- completion ---------- */
 
@@ -139,7 +150,7 @@ static void request_free(struct blk_request *r)
 	q->free_list = r;
 }
 
-static void request_finish(struct blk_request *r)
+static void request_finish_now(struct blk_request *r)
 {
 	struct blk_queue *q = r->q;
 	struct blk_export *exp = q->exp;
@@ -154,6 +165,61 @@ static void request_finish(struct blk_request *r)
 			queue_mark_notify(q);
 	}
 	request_free(r);
+}
+
+static void request_finish(struct blk_request *r)
+{
+	if (!blk.fault_delay_ns) {
+		request_finish_now(r);
+		return;
+	}
+	r->due_ns = now_ns() + blk.fault_delay_ns;
+	r->next_delayed = NULL;
+	if (blk.delayed_tail)
+		blk.delayed_tail->next_delayed = r;
+	else
+		blk.delayed_head = r;
+	blk.delayed_tail = r;
+	delay_arm();
+}
+
+/* Finishes held requests that are due (all of them with force). */
+static void delay_run(bool force)
+{
+	uint64_t now = now_ns();
+
+	while (blk.delayed_head && (force || blk.delayed_head->due_ns <= now)) {
+		struct blk_request *r = blk.delayed_head;
+
+		blk.delayed_head = r->next_delayed;
+		if (!blk.delayed_head)
+			blk.delayed_tail = NULL;
+		request_finish_now(r);
+	}
+	delay_arm();
+}
+
+static void delay_arm(void)
+{
+	struct itimerspec its = { 0 };
+
+	if (blk.delayed_head) {
+		uint64_t now = now_ns(), due = blk.delayed_head->due_ns;
+		uint64_t left = due > now ? due - now : 1;
+
+		its.it_value.tv_sec = (time_t)(left / 1000000000u);
+		its.it_value.tv_nsec = (long)(left % 1000000000u);
+	}
+	timerfd_settime(blk.delay_tfd, 0, &its, NULL);
+}
+
+static void on_delay_timer(struct vu_watch *w, uint32_t events)
+{
+	uint64_t expirations;
+
+	(void)read(w->fd, &expirations, sizeof(expirations));
+	delay_run(false);
+	notify_all();
 }
 
 static struct io_uring_sqe *get_sqe(void)
@@ -591,6 +657,10 @@ static void blk_queue_stop(void *backend, struct vu_vq *vq)
 	vu_loop_del(&blk.loop, &q->kick_watch);
 	/* The front-end's memory stays mapped until this returns: wait for every operation on it. */
 	while (q->inflight) {
+		if (blk.delayed_head) {
+			delay_run(true);
+			continue;
+		}
 		blk.sq_pending = 0;
 		if (io_uring_submit_and_wait(&blk.ring, 1) < 0 && errno != EINTR)
 			break;
@@ -1001,6 +1071,16 @@ int main(int argc, char **argv)
 	if (blk.sigfd < 0 || vu_loop_add(&blk.loop, &blk.sig_watch, blk.sigfd, EPOLLIN, on_signal) < 0) {
 		perror("ddtk-blk: signalfd");
 		return 1;
+	}
+	if (getenv("DDTK_BLK_FAULT_DELAY_MS")) {
+		blk.fault_delay_ns = strtoull(getenv("DDTK_BLK_FAULT_DELAY_MS"), NULL, 10) * 1000000u;
+		blk.delay_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (blk.delay_tfd < 0 || vu_loop_add(&blk.loop, &blk.delay_watch, blk.delay_tfd, EPOLLIN, on_delay_timer) < 0) {
+			perror("ddtk-blk: timerfd");
+			return 1;
+		}
+		fprintf(stderr, "ddtk-blk: fault injection: every request held %s ms after its I/O\n",
+			getenv("DDTK_BLK_FAULT_DELAY_MS"));
 	}
 	r = ring_setup();
 	if (r < 0) {
