@@ -9,7 +9,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MEM (256u * 1024)
+#define MEM (UINT64_C(256) * 1024)
 
 static void check_elem(const struct fake_guest *g, const struct vu_elem *e)
 {

@@ -15,7 +15,7 @@ void fake_guest_init(struct fake_guest *g, uint64_t size, uint16_t num, bool eve
 	vu_vq_init(&g->vq, 0);
 	g->vq.num = num;
 	g->vq.desc_uva = FAKE_GUEST_UVA;
-	g->vq.avail_uva = FAKE_GUEST_UVA + 16u * num;
+	g->vq.avail_uva = FAKE_GUEST_UVA + 16ull * num;
 	g->vq.used_uva = FAKE_GUEST_UVA + ((16u * num + 6 + 2u * num + 4095) & ~4095u);
 	g->vq.addr_set = true;
 	g->vq.event_idx = event_idx;

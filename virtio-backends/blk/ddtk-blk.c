@@ -113,7 +113,7 @@ static struct {
 	struct blk_request *delayed_head, *delayed_tail;
 	int delay_tfd;
 	struct vu_watch delay_watch;
-} blk = { .socket_gid = (gid_t)-1, .poll_ns = BLK_DEFAULT_POLL_US * 1000 };
+} blk = { .socket_gid = (gid_t)-1, .poll_ns = (uint64_t)BLK_DEFAULT_POLL_US * 1000 };
 
 static void reap(void);
 static uint64_t now_ns(void);
@@ -831,9 +831,8 @@ static int export_set(struct blk_export *exp, const char *key, const char *value
 	uint64_t v;
 
 	if (!strcmp(key, "socket") || !strcmp(key, "socket-path")) {
-		if (!value || strlen(value) >= sizeof(exp->socket_path))
+		if (!value || snprintf(exp->socket_path, sizeof(exp->socket_path), "%s", value) >= (int)sizeof(exp->socket_path))
 			return -EINVAL;
-		strcpy(exp->socket_path, value);
 	} else if (!strcmp(key, "fd")) {
 		unsigned fd;
 
@@ -841,9 +840,8 @@ static int export_set(struct blk_export *exp, const char *key, const char *value
 			return -EINVAL;
 		exp->fd = (int)fd;
 	} else if (!strcmp(key, "file") || !strcmp(key, "blk-file")) {
-		if (!value || !*value || strlen(value) >= sizeof(exp->vol.path))
+		if (!value || !*value || snprintf(exp->vol.path, sizeof(exp->vol.path), "%s", value) >= (int)sizeof(exp->vol.path))
 			return -EINVAL;
-		strcpy(exp->vol.path, value);
 	} else if (!strcmp(key, "offset")) {
 		if (!value || blk_parse_size(value, &v) < 0)
 			return -EINVAL;
@@ -853,13 +851,12 @@ static int export_set(struct blk_export *exp, const char *key, const char *value
 			return -EINVAL;
 		exp->vol.size = v;
 	} else if (!strcmp(key, "read-only")) {
-		if (value && strcmp(value, "on") && strcmp(value, "off"))
+		if (value && strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
 			return -EINVAL;
-		exp->vol.read_only = !value || !strcmp(value, "on");
+		exp->vol.read_only = !value || strcmp(value, "on") == 0;
 	} else if (!strcmp(key, "serial")) {
-		if (!value || strlen(value) > BLK_SERIAL_MAX)
+		if (!value || snprintf(exp->vol.serial, sizeof(exp->vol.serial), "%s", value) >= (int)sizeof(exp->vol.serial))
 			return -EINVAL;
-		strcpy(exp->vol.serial, value);
 	} else if (!strcmp(key, "num-queues")) {
 		if (!value || parse_uint(value, VU_MAX_QUEUES, &exp->num_queues) < 0)
 			return -EINVAL;
@@ -1072,15 +1069,16 @@ int main(int argc, char **argv)
 		perror("ddtk-blk: signalfd");
 		return 1;
 	}
-	if (getenv("DDTK_BLK_FAULT_DELAY_MS")) {
-		blk.fault_delay_ns = strtoull(getenv("DDTK_BLK_FAULT_DELAY_MS"), NULL, 10) * 1000000u;
+	const char *fault_delay = getenv("DDTK_BLK_FAULT_DELAY_MS");
+
+	if (fault_delay) {
+		blk.fault_delay_ns = strtoull(fault_delay, NULL, 10) * 1000000u;
 		blk.delay_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 		if (blk.delay_tfd < 0 || vu_loop_add(&blk.loop, &blk.delay_watch, blk.delay_tfd, EPOLLIN, on_delay_timer) < 0) {
 			perror("ddtk-blk: timerfd");
 			return 1;
 		}
-		fprintf(stderr, "ddtk-blk: fault injection: every request held %s ms after its I/O\n",
-			getenv("DDTK_BLK_FAULT_DELAY_MS"));
+		fprintf(stderr, "ddtk-blk: fault injection: every request held %s ms after its I/O\n", fault_delay);
 	}
 	r = ring_setup();
 	if (r < 0) {

@@ -70,6 +70,7 @@ static void on_conn(struct vu_watch *w, uint32_t events)
 	for (;;) {
 		struct vu_msg reply;
 		uint32_t request;
+		bool was_broken = srv->dev->broken;
 		int r = vu_socket_recv(srv->conn_fd, &srv->rx);
 
 		if (r == 0)
@@ -99,9 +100,9 @@ static void on_conn(struct vu_watch *w, uint32_t events)
 				return;
 			}
 		}
-		if (srv->dev->broken) {
+		/* Once, when this message broke it: every later message of the front-end would repeat it. */
+		if (srv->dev->broken && !was_broken)
 			fprintf(stderr, "%s: device broken: %s\n", srv->name, srv->dev->broken_reason);
-		}
 	}
 }
 

@@ -36,8 +36,8 @@ static int take_fds(struct vu_msg *msg, struct msghdr *mh)
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		if (n > VU_MAX_FDS * 2)
-			n = VU_MAX_FDS * 2;
+		if (n > (size_t)VU_MAX_FDS * 2)
+			n = (size_t)VU_MAX_FDS * 2;
 		memcpy(fds, CMSG_DATA(c), n * sizeof(int));
 		for (size_t i = 0; i < n; i++) {
 			if (msg->nfds < VU_MAX_FDS)
@@ -149,7 +149,7 @@ int vu_socket_listen(const char *path, int *ret_fd)
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	/* Replace a socket a previous (killed) instance left behind, never any other file. */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
