@@ -260,7 +260,7 @@ static void test_event_idx(void **state)
 	used_event = &g.avail->ring[NUM];
 	avail_event = (uint16_t *)&g.used->ring[NUM];
 	for (uint16_t i = 0; i < 4; i++)
-		fake_guest_desc(&g, i, D + i * 64u, 16, 0, 0);
+		fake_guest_desc(&g, i, D + (uint64_t)i * 64, 16, 0, 0);
 	assert_int_equal(fake_guest_start(&g), 0);
 	/* empty ring: the device asks to be kicked for the next entry */
 	assert_int_equal(pop(), 0);
@@ -299,7 +299,7 @@ static void test_inflight_bookkeeping(void **state)
 {
 	fake_guest_add_inflight(&g);
 	for (uint16_t i = 0; i < 4; i++)
-		fake_guest_desc(&g, i, D + i * 64u, 16, 0, 0);
+		fake_guest_desc(&g, i, D + (uint64_t)i * 64, 16, 0, 0);
 	assert_int_equal(fake_guest_start(&g), 0);
 	assert_int_equal(g.inflight->version, VU_INFLIGHT_VERSION);
 	assert_int_equal(g.inflight->desc_num, NUM);
