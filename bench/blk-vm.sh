@@ -93,7 +93,7 @@ for round in $(seq 1 "$rounds"); do
 import json, sys
 j = json.loads(sys.stdin.read())["jobs"][0]
 side = j["read"] if j["read"]["io_bytes"] else j["write"]
-print(f"{side[\"iops\"]:.0f}\t{side[\"bw_bytes\"] / 1e6:.1f}")' <<<"$json" |
+print("%.0f\t%.1f" % (side["iops"], side["bw_bytes"] / 1e6))' <<<"$json" |
         while IFS=$'\t' read -r iops mbps; do
           printf '%s\t%s\t%s\t%s\n' "$system" "$name" "$iops" "$mbps" >> "$samples"
           echo "round $round, $system, $name: $iops IOPS, $mbps MB/s" >&2

@@ -23,43 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <linux/virtio_blk.h>
-#include <linux/virtio_config.h>
-#include <linux/virtio_ring.h>
+#include "vu-blk-frontend.h"
 
-/* vhost-user wire format (QEMU docs/interop/vhost-user.rst). */
-#define VHOST_USER_VERSION 0x1u
-#define VHOST_USER_VERSION_MASK 0x3u
-#define VHOST_USER_FLAG_REPLY (1u << 2)
-#define VHOST_USER_FLAG_NEED_REPLY (1u << 3)
-#define VHOST_USER_F_PROTOCOL_FEATURES 30
-#define VHOST_USER_PROTOCOL_F_MQ 0
-#define VHOST_USER_PROTOCOL_F_REPLY_ACK 3
-#define VHOST_USER_PROTOCOL_F_CONFIG 9
-
-enum vu_request {
-	VU_GET_FEATURES = 1,
-	VU_SET_FEATURES = 2,
-	VU_SET_OWNER = 3,
-	VU_SET_MEM_TABLE = 5,
-	VU_SET_VRING_NUM = 8,
-	VU_SET_VRING_ADDR = 9,
-	VU_SET_VRING_BASE = 10,
-	VU_GET_VRING_BASE = 11,
-	VU_SET_VRING_KICK = 12,
-	VU_SET_VRING_CALL = 13,
-	VU_GET_PROTOCOL_FEATURES = 15,
-	VU_SET_PROTOCOL_FEATURES = 16,
-	VU_GET_QUEUE_NUM = 17,
-	VU_SET_VRING_ENABLE = 18,
-	VU_GET_CONFIG = 24,
-};
-
-/* Limits on what we ask for and on what the back-end may tell us. */
-#define VU_PAYLOAD_MAX 512		/* larger than any message this program sends or accepts */
-#define VU_MAX_FDS 8
-#define VU_REPLY_TIMEOUT_MS 10000	/* a back-end that does not answer a control message in 10 s is broken */
-#define VU_STALL_TIMEOUT_NS (10ull * 1000000000ull) /* nor one that completes nothing in 10 s */
+#define FE_STALL_TIMEOUT_NS (10ull * 1000000000ull) /* a back-end that completes nothing in 10 s is broken */
 #define FE_MAX_QUEUES 64
 #define FE_MAX_QUEUE_SIZE 32768		/* the virtio maximum for a split ring */
 #define FE_MAX_BS (16u << 20)
@@ -68,80 +34,9 @@ enum vu_request {
 #define FE_MAX_GUEST_MEM (4ull << 30)
 #define FE_LAT_SAMPLES_MAX (1u << 24)	/* beyond this, latencies are reservoir-sampled */
 #define FE_VERIFY_MAX_BLOCKS (1u << 24)
-#define SECTOR_SIZE 512u
 
-/* GET_CONFIG payload: offset, size and flags (u32 each) before the config space itself. */
-#define VU_CONFIG_HDR_SIZE 12u
 /* How much of the virtio-blk config space we read: up to num_queues (the struct is packed). */
 #define BLK_CFG_READ_LEN (offsetof(struct virtio_blk_config, num_queues) + sizeof(uint16_t))
-
-enum rw_mode { RW_RANDREAD, RW_RANDWRITE, RW_READ, RW_WRITE };
-
-struct options {
-	const char *socket_path;
-	enum rw_mode rw;
-	uint32_t bs;
-	uint32_t iodepth;
-	uint32_t queues;
-	uint32_t queue_size;
-	double runtime_s;
-	uint64_t ios;
-	uint64_t size;
-	bool verify;
-	pid_t backend_pid;
-	bool no_indirect;
-	bool no_event_idx;
-	double connect_timeout_s;
-	uint64_t seed;
-};
-
-/* One memfd is the "guest RAM": guest-physical address 0 is its first byte. */
-struct guest_mem {
-	int fd;
-	uint8_t *base;
-	uint64_t size;
-	uint64_t used;
-};
-
-/* A request slot: its buffers and descriptors never move, so a slot is reused as is. */
-struct slot {
-	struct virtio_blk_outhdr *hdr;
-	uint8_t *status;
-	uint8_t *data;
-	struct vring_desc *indirect;	/* NULL when requests use direct chains */
-	uint64_t hdr_gpa, status_gpa, data_gpa, indirect_gpa;
-	uint16_t head;
-	bool busy;
-	bool is_read;
-	bool verify;
-	uint64_t offset;
-	uint64_t t_submit_ns;
-};
-
-struct vq {
-	uint32_t index;
-	uint16_t num;
-	struct vring_desc *desc;
-	struct vring_avail *avail;
-	struct vring_used *used;
-	uint64_t desc_gpa, avail_gpa, used_gpa;
-	int kick_fd, call_fd;
-	uint16_t avail_idx;	/* our shadow of avail->idx */
-	uint16_t kick_old_idx;	/* avail->idx when we last decided whether to kick */
-	uint16_t last_used;	/* next used entry we have not consumed */
-	struct slot *slots;
-	uint32_t nslots;
-	uint32_t *free_slots;
-	uint32_t nfree;
-	uint32_t *batch;	/* slots submitted since the last publish */
-	uint32_t nbatch;
-};
-
-struct lat_store {
-	uint32_t *ns;
-	size_t n, cap;
-	uint64_t seen;
-};
 
 enum io_order { ORDER_RANDOM, ORDER_SEQUENTIAL, ORDER_PERMUTATION };
 
@@ -156,31 +51,6 @@ struct phase {
 	const uint32_t *perm;
 };
 
-struct frontend {
-	struct options opt;
-	int sock;
-	uint64_t dev_features, features;
-	uint64_t dev_protocol_features, protocol_features;
-	uint32_t max_queues;
-	bool have_config;
-	uint64_t capacity_bytes;
-	uint32_t size_max, seg_max, blk_size;
-	uint16_t cfg_num_queues;
-	bool event_idx, indirect;
-	uint32_t nseg, seg_len, desc_per_req;
-	uint64_t nblocks;
-	struct guest_mem mem;
-	struct vq *vqs;
-	uint32_t nvqs;
-	uint64_t rng;
-	uint64_t inflight;
-	/* results */
-	uint64_t ios, bytes, errors, kicks, calls;
-	struct lat_store lat;
-	char first_io_error[256];
-	char err[512];
-};
-
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop_signal(int sig)
@@ -189,8 +59,7 @@ static void on_stop_signal(int sig)
 	stop_requested = 1;
 }
 
-static int fe_error(struct frontend *fe, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fe_error(struct frontend *fe, int r, const char *fmt, ...)
+int fe_error(struct frontend *fe, int r, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -199,14 +68,14 @@ static int fe_error(struct frontend *fe, int r, const char *fmt, ...)
 	return r;
 }
 
-static uint64_t now_ns(void)
+uint64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t rng_next(uint64_t *state)
+uint64_t rng_next(uint64_t *state)
 {
 	/* xorshift64*: fast and good enough to spread offsets; never seeded with 0. */
 	uint64_t x = *state;
@@ -233,33 +102,6 @@ static void pattern_fill(uint8_t *buf, uint32_t len, uint64_t seed, uint64_t dis
 		uint64_t w = pattern_word(seed, disk_offset + i);
 		memcpy(buf + i, &w, sizeof(w));
 	}
-}
-
-/* ---- shared-memory accessors: the back-end reads and writes these concurrently ---- */
-
-static inline uint16_t shared_load16(const uint16_t *p)
-{
-	return le16toh(__atomic_load_n(p, __ATOMIC_RELAXED));
-}
-
-static inline void shared_store16(uint16_t *p, uint16_t v)
-{
-	__atomic_store_n(p, htole16(v), __ATOMIC_RELAXED);
-}
-
-static inline uint32_t shared_load32(const uint32_t *p)
-{
-	return le32toh(__atomic_load_n(p, __ATOMIC_RELAXED));
-}
-
-static uint16_t *vq_used_event(struct vq *vq)
-{
-	return &vq->avail->ring[vq->num];
-}
-
-static uint16_t *vq_avail_event(struct vq *vq)
-{
-	return (uint16_t *)&vq->used->ring[vq->num];
 }
 
 /* ---- CPU accounting ---- */
@@ -352,76 +194,12 @@ static double lat_percentile_us(const struct lat_store *l, double pct)
 
 /* ---- vhost-user messaging ---- */
 
-struct vu_hdr {
-	uint32_t request;
-	uint32_t flags;
-	uint32_t size;
-};
-
-struct vu_vring_state {
-	uint32_t index;
-	uint32_t num;
-};
-
-/* A request payload, laid out field by field in the order of the spec's tables. */
-struct vu_payload {
-	uint8_t bytes[VU_PAYLOAD_MAX];
-	uint32_t size;
-};
-
-static void vu_put(struct vu_payload *p, const void *v, uint32_t len)
+int fe_send(struct frontend *fe, uint32_t req, uint32_t flags, const void *payload, uint32_t size, const int *fds,
+	    unsigned nfds)
 {
-	if (p->size + len > sizeof(p->bytes))
-		return; /* every payload built here is far below the limit */
-	memcpy(p->bytes + p->size, v, len);
-	p->size += len;
-}
-
-static void vu_put32(struct vu_payload *p, uint32_t v)
-{
-	vu_put(p, &v, sizeof(v));
-}
-
-static void vu_put64(struct vu_payload *p, uint64_t v)
-{
-	vu_put(p, &v, sizeof(v));
-}
-
-static uint32_t vu_get32(const uint8_t *b, size_t offset)
-{
-	uint32_t v;
-	memcpy(&v, b + offset, sizeof(v));
-	return v;
-}
-
-static const char *vu_request_name(enum vu_request req)
-{
-	switch (req) {
-	case VU_GET_FEATURES: return "GET_FEATURES";
-	case VU_SET_FEATURES: return "SET_FEATURES";
-	case VU_SET_OWNER: return "SET_OWNER";
-	case VU_SET_MEM_TABLE: return "SET_MEM_TABLE";
-	case VU_SET_VRING_NUM: return "SET_VRING_NUM";
-	case VU_SET_VRING_ADDR: return "SET_VRING_ADDR";
-	case VU_SET_VRING_BASE: return "SET_VRING_BASE";
-	case VU_GET_VRING_BASE: return "GET_VRING_BASE";
-	case VU_SET_VRING_KICK: return "SET_VRING_KICK";
-	case VU_SET_VRING_CALL: return "SET_VRING_CALL";
-	case VU_GET_PROTOCOL_FEATURES: return "GET_PROTOCOL_FEATURES";
-	case VU_SET_PROTOCOL_FEATURES: return "SET_PROTOCOL_FEATURES";
-	case VU_GET_QUEUE_NUM: return "GET_QUEUE_NUM";
-	case VU_SET_VRING_ENABLE: return "SET_VRING_ENABLE";
-	case VU_GET_CONFIG: return "GET_CONFIG";
-	}
-	return "?";
-}
-
-static int vu_send(struct frontend *fe, enum vu_request req, uint32_t flags, const void *payload,
-		   uint32_t size, const int *fds, unsigned nfds)
-{
-	uint8_t buf[sizeof(struct vu_hdr) + VU_PAYLOAD_MAX];
-	struct vu_hdr hdr = { .request = req, .flags = VHOST_USER_VERSION | flags, .size = size };
-	if (size > VU_PAYLOAD_MAX || nfds > VU_MAX_FDS)
+	uint8_t buf[sizeof(struct vu_hdr) + FE_PAYLOAD_MAX];
+	struct vu_hdr hdr = { .request = req, .flags = VU_FLAG_VERSION | flags, .size = size };
+	if (size > FE_PAYLOAD_MAX || nfds > VU_MAX_FDS)
 		return fe_error(fe, -EMSGSIZE, "%s: message too large", vu_request_name(req));
 	memcpy(buf, &hdr, sizeof(hdr));
 	if (size)
@@ -463,19 +241,19 @@ static int vu_send(struct frontend *fe, enum vu_request req, uint32_t flags, con
 }
 
 /* Reads exactly len bytes of a reply; fds the back-end should not have sent are closed. */
-static int vu_recv_exact(struct frontend *fe, enum vu_request req, void *buf, size_t len)
+static int fe_recv_exact(struct frontend *fe, uint32_t req, void *buf, size_t len)
 {
 	size_t done = 0;
 	while (done < len) {
 		struct pollfd pfd = { .fd = fe->sock, .events = POLLIN };
-		int pr = poll(&pfd, 1, VU_REPLY_TIMEOUT_MS);
+		int pr = poll(&pfd, 1, FE_REPLY_TIMEOUT_MS);
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr < 0)
 			return fe_error(fe, -errno, "%s: poll: %s", vu_request_name(req), strerror(errno));
 		if (pr == 0)
 			return fe_error(fe, -ETIMEDOUT, "%s: no reply from the back-end within %d ms",
-					vu_request_name(req), VU_REPLY_TIMEOUT_MS);
+					vu_request_name(req), FE_REPLY_TIMEOUT_MS);
 		union {
 			char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
 			struct cmsghdr align;
@@ -506,67 +284,73 @@ static int vu_recv_exact(struct frontend *fe, enum vu_request req, void *buf, si
 	return 0;
 }
 
+int fe_recv_reply(struct frontend *fe, uint32_t req, void *reply, uint32_t reply_size)
+{
+	if (reply_size > FE_PAYLOAD_MAX)
+		return fe_error(fe, -EMSGSIZE, "%s: reply too large", vu_request_name(req));
+	struct vu_hdr hdr = { 0 };
+	int r = fe_recv_exact(fe, req, &hdr, sizeof(hdr));
+	if (r < 0)
+		return r;
+	if (hdr.request != req)
+		return fe_error(fe, -EPROTO, "%s: reply is for request %u", vu_request_name(req), hdr.request);
+	if ((hdr.flags & VU_FLAG_VERSION_MASK) != VU_FLAG_VERSION || !(hdr.flags & VU_FLAG_REPLY))
+		return fe_error(fe, -EPROTO, "%s: reply has flags 0x%x (want version 1 and REPLY)",
+				vu_request_name(req), hdr.flags);
+	if (hdr.size != reply_size)
+		return fe_error(fe, -EPROTO, "%s: reply payload is %u bytes, expected %u%s", vu_request_name(req),
+				hdr.size, reply_size, hdr.size == 0 ? " (the back-end reports a failure)" : "");
+	uint8_t body[FE_PAYLOAD_MAX] = { 0 };
+	r = fe_recv_exact(fe, req, body, reply_size);
+	if (r < 0)
+		return r;
+	memcpy(reply, body, reply_size);
+	return 0;
+}
+
 /*
  * Sends one request and waits for its reply. Requests with a reply payload (reply != NULL) must be
  * answered with exactly reply_size bytes; the others, once REPLY_ACK is negotiated, ask for an
  * acknowledgement so that a back-end's refusal surfaces at the message that caused it.
  */
-static int vu_call(struct frontend *fe, enum vu_request req, const void *payload, uint32_t size,
-		   const int *fds, unsigned nfds, void *reply, uint32_t reply_size)
+int fe_call(struct frontend *fe, uint32_t req, const void *payload, uint32_t size, const int *fds, unsigned nfds,
+	    void *reply, uint32_t reply_size)
 {
-	bool ack = !reply && (fe->protocol_features & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK));
-	if (reply_size > VU_PAYLOAD_MAX)
+	bool ack = !reply && (fe->protocol_features & VU_BIT(VU_PROTOCOL_F_REPLY_ACK));
+	if (reply_size > FE_PAYLOAD_MAX)
 		return fe_error(fe, -EMSGSIZE, "%s: reply too large", vu_request_name(req));
-	int r = vu_send(fe, req, ack ? VHOST_USER_FLAG_NEED_REPLY : 0, payload, size, fds, nfds);
+	int r = fe_send(fe, req, ack ? VU_FLAG_NEED_REPLY : 0, payload, size, fds, nfds);
 	if (r < 0 || (!reply && !ack))
 		return r;
-
-	struct vu_hdr hdr = { 0 };
-	r = vu_recv_exact(fe, req, &hdr, sizeof(hdr));
+	if (reply)
+		return fe_recv_reply(fe, req, reply, reply_size);
+	uint64_t status = 0;
+	r = fe_recv_reply(fe, req, &status, sizeof(status));
 	if (r < 0)
 		return r;
-	if (hdr.request != (uint32_t)req)
-		return fe_error(fe, -EPROTO, "%s: reply is for request %u", vu_request_name(req), hdr.request);
-	if ((hdr.flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION || !(hdr.flags & VHOST_USER_FLAG_REPLY))
-		return fe_error(fe, -EPROTO, "%s: reply has flags 0x%x (want version 1 and REPLY)",
-				vu_request_name(req), hdr.flags);
-	uint32_t want = reply ? reply_size : (uint32_t)sizeof(uint64_t);
-	if (hdr.size != want)
-		return fe_error(fe, -EPROTO, "%s: reply payload is %u bytes, expected %u%s", vu_request_name(req),
-				hdr.size, want, hdr.size == 0 ? " (the back-end reports a failure)" : "");
-	uint8_t body[VU_PAYLOAD_MAX] = { 0 };
-	r = vu_recv_exact(fe, req, body, want);
-	if (r < 0)
-		return r;
-	if (reply) {
-		memcpy(reply, body, want);
-		return 0;
-	}
-	uint64_t status;
-	memcpy(&status, body, sizeof(status));
 	if (status != 0)
 		return fe_error(fe, -EPROTO, "%s: the back-end refused it (status %" PRIu64 ")",
 				vu_request_name(req), status);
 	return 0;
 }
 
-static int vu_get_u64(struct frontend *fe, enum vu_request req, uint64_t *ret)
+static int fe_get_u64(struct frontend *fe, uint32_t req, uint64_t *ret)
 {
-	return vu_call(fe, req, NULL, 0, NULL, 0, ret, sizeof(*ret));
+	return fe_call(fe, req, NULL, 0, NULL, 0, ret, sizeof(*ret));
 }
 
-static int vu_set_u64(struct frontend *fe, enum vu_request req, uint64_t v)
+static int fe_set_u64(struct frontend *fe, uint32_t req, uint64_t v)
 {
-	return vu_call(fe, req, &v, sizeof(v), NULL, 0, NULL, 0);
+	return fe_call(fe, req, &v, sizeof(v), NULL, 0, NULL, 0);
 }
 
-static int vu_set_state(struct frontend *fe, enum vu_request req, uint32_t index, uint32_t num)
+int fe_set_state(struct frontend *fe, uint32_t req, uint32_t index, uint32_t num)
 {
 	struct vu_vring_state s = { .index = index, .num = num };
-	return vu_call(fe, req, &s, sizeof(s), NULL, 0, NULL, 0);
+	return fe_call(fe, req, &s, sizeof(s), NULL, 0, NULL, 0);
 }
 
-static int vu_connect(struct frontend *fe)
+static int fe_connect(struct frontend *fe)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const char *path = fe->opt.socket_path;
@@ -596,26 +380,21 @@ static int vu_connect(struct frontend *fe)
 
 static bool has_feature(uint64_t features, unsigned bit)
 {
-	return features & (1ull << bit);
+	return features & VU_BIT(bit);
 }
 
 static int fe_read_config(struct frontend *fe)
 {
-	/* Config space description: offset, size, flags, then size bytes of space. */
-	struct vu_payload req = { .size = 0 };
-	vu_put32(&req, 0);
-	vu_put32(&req, BLK_CFG_READ_LEN);
-	vu_put32(&req, 0);
-	uint8_t zeroes[BLK_CFG_READ_LEN] = { 0 };
-	vu_put(&req, zeroes, sizeof(zeroes));
-	uint8_t reply[VU_CONFIG_HDR_SIZE + BLK_CFG_READ_LEN];
-	int r = vu_call(fe, VU_GET_CONFIG, req.bytes, req.size, NULL, 0, reply, sizeof(reply));
+	/* The request carries as many (zero) bytes of space as it asks for. */
+	struct vu_config_msg req = { .offset = 0, .size = BLK_CFG_READ_LEN, .flags = 0 }, reply = { 0 };
+	int r = fe_call(fe, VU_REQ_GET_CONFIG, &req, VU_CONFIG_HDR_SIZE + BLK_CFG_READ_LEN, NULL, 0, &reply,
+			VU_CONFIG_HDR_SIZE + BLK_CFG_READ_LEN);
 	if (r < 0)
 		return r;
-	if (vu_get32(reply, 0) != 0 || vu_get32(reply, 4) != BLK_CFG_READ_LEN)
+	if (reply.offset != 0 || reply.size != BLK_CFG_READ_LEN)
 		return fe_error(fe, -EPROTO, "GET_CONFIG: reply describes offset %u size %u, asked 0/%zu",
-				vu_get32(reply, 0), vu_get32(reply, 4), (size_t)BLK_CFG_READ_LEN);
-	const uint8_t *region = reply + VU_CONFIG_HDR_SIZE;
+				reply.offset, reply.size, (size_t)BLK_CFG_READ_LEN);
+	const uint8_t *region = reply.region;
 	uint64_t capacity;
 	uint32_t size_max, seg_max, blk_size;
 	uint16_t num_queues;
@@ -640,29 +419,30 @@ static int fe_negotiate(struct frontend *fe)
 {
 	/* QEMU's order: protocol features and queue count first (vhost_user_backend_init), then
 	 * SET_OWNER, the config space at realize, and SET_FEATURES when the device starts. */
-	int r = vu_get_u64(fe, VU_GET_FEATURES, &fe->dev_features);
+	int r = fe_get_u64(fe, VU_REQ_GET_FEATURES, &fe->dev_features);
 	if (r < 0)
 		return r;
-	if (!has_feature(fe->dev_features, VIRTIO_F_VERSION_1))
+	if (!has_feature(fe->dev_features, VU_F_VERSION_1))
 		return fe_error(fe, -ENOTSUP, "the back-end does not offer VIRTIO_F_VERSION_1 (features 0x%" PRIx64 ")",
 				fe->dev_features);
 
 	fe->max_queues = 1;
-	if (has_feature(fe->dev_features, VHOST_USER_F_PROTOCOL_FEATURES)) {
-		r = vu_get_u64(fe, VU_GET_PROTOCOL_FEATURES, &fe->dev_protocol_features);
+	if (has_feature(fe->dev_features, VU_F_PROTOCOL_FEATURES)) {
+		r = fe_get_u64(fe, VU_REQ_GET_PROTOCOL_FEATURES, &fe->dev_protocol_features);
 		if (r < 0)
 			return r;
-		uint64_t want = 1ull << VHOST_USER_PROTOCOL_F_MQ | 1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK |
-				1ull << VHOST_USER_PROTOCOL_F_CONFIG;
+		uint64_t want = VU_BIT(VU_PROTOCOL_F_MQ) | VU_BIT(VU_PROTOCOL_F_CONFIG);
+		if (!fe->opt.no_reply_ack)
+			want |= VU_BIT(VU_PROTOCOL_F_REPLY_ACK);
 		uint64_t pf = fe->dev_protocol_features & want;
-		r = vu_set_u64(fe, VU_SET_PROTOCOL_FEATURES, pf);
+		r = fe_set_u64(fe, VU_REQ_SET_PROTOCOL_FEATURES, pf);
 		if (r < 0)
 			return r;
 		/* Only now may we ask for acks: the back-end knows REPLY_ACK from this point on. */
 		fe->protocol_features = pf;
-		if (has_feature(pf, VHOST_USER_PROTOCOL_F_MQ)) {
+		if (has_feature(pf, VU_PROTOCOL_F_MQ)) {
 			uint64_t n = 0;
-			r = vu_get_u64(fe, VU_GET_QUEUE_NUM, &n);
+			r = fe_get_u64(fe, VU_REQ_GET_QUEUE_NUM, &n);
 			if (r < 0)
 				return r;
 			if (n == 0)
@@ -671,28 +451,28 @@ static int fe_negotiate(struct frontend *fe)
 		}
 	}
 
-	r = vu_call(fe, VU_SET_OWNER, NULL, 0, NULL, 0, NULL, 0);
+	r = fe_call(fe, VU_REQ_SET_OWNER, NULL, 0, NULL, 0, NULL, 0);
 	if (r < 0)
 		return r;
-	if (has_feature(fe->protocol_features, VHOST_USER_PROTOCOL_F_CONFIG)) {
+	if (has_feature(fe->protocol_features, VU_PROTOCOL_F_CONFIG)) {
 		r = fe_read_config(fe);
 		if (r < 0)
 			return r;
 	}
 
-	uint64_t want = 1ull << VIRTIO_F_VERSION_1 | 1ull << VHOST_USER_F_PROTOCOL_FEATURES |
-			1ull << VIRTIO_BLK_F_FLUSH | 1ull << VIRTIO_BLK_F_MQ | 1ull << VIRTIO_BLK_F_RO |
-			1ull << VIRTIO_BLK_F_SIZE_MAX | 1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE;
+	uint64_t want = VU_BIT(VU_F_VERSION_1) | VU_BIT(VU_F_PROTOCOL_FEATURES) |
+			VU_BIT(VIRTIO_BLK_F_FLUSH) | VU_BIT(VIRTIO_BLK_F_MQ) | VU_BIT(VIRTIO_BLK_F_RO) |
+			VU_BIT(VIRTIO_BLK_F_SIZE_MAX) | VU_BIT(VIRTIO_BLK_F_SEG_MAX) | VU_BIT(VIRTIO_BLK_F_BLK_SIZE);
 	if (!fe->opt.no_event_idx)
-		want |= 1ull << VIRTIO_RING_F_EVENT_IDX;
+		want |= VU_BIT(VU_F_RING_EVENT_IDX);
 	if (!fe->opt.no_indirect)
-		want |= 1ull << VIRTIO_RING_F_INDIRECT_DESC;
+		want |= VU_BIT(VU_F_RING_INDIRECT_DESC);
 	fe->features = fe->dev_features & want;
-	r = vu_set_u64(fe, VU_SET_FEATURES, fe->features);
+	r = fe_set_u64(fe, VU_REQ_SET_FEATURES, fe->features);
 	if (r < 0)
 		return r;
-	fe->event_idx = has_feature(fe->features, VIRTIO_RING_F_EVENT_IDX);
-	fe->indirect = has_feature(fe->features, VIRTIO_RING_F_INDIRECT_DESC);
+	fe->event_idx = has_feature(fe->features, VU_F_RING_EVENT_IDX);
+	fe->indirect = has_feature(fe->features, VU_F_RING_INDIRECT_DESC);
 	return 0;
 }
 
@@ -756,7 +536,7 @@ static int fe_check_device(struct frontend *fe)
 
 /* ---- guest memory and rings ---- */
 
-static void *gmem_alloc(struct guest_mem *m, uint64_t size, uint64_t align, uint64_t *ret_gpa)
+void *gmem_alloc(struct guest_mem *m, uint64_t size, uint64_t align, uint64_t *ret_gpa)
 {
 	uint64_t off = (m->used + align - 1) & ~(align - 1);
 	if (off + size > m->size)
@@ -841,36 +621,28 @@ static int fe_setup_memory(struct frontend *fe)
 
 static int fe_send_mem_table(struct frontend *fe)
 {
-	/* Memory regions description: nregions, padding, then per region guest address, size,
-	 * user address (ours) and mmap offset. */
-	struct vu_payload mt = { .size = 0 };
-	vu_put32(&mt, 1);
-	vu_put32(&mt, 0);
-	vu_put64(&mt, 0);
-	vu_put64(&mt, fe->mem.size);
-	vu_put64(&mt, (uint64_t)(uintptr_t)fe->mem.base);
-	vu_put64(&mt, 0);
-	return vu_call(fe, VU_SET_MEM_TABLE, mt.bytes, mt.size, &fe->mem.fd, 1, NULL, 0);
+	/* One region: all of guest memory, at guest address 0, known to the back-end by our address. */
+	struct vu_mem_table_msg mt = { .nregions = 1 };
+	mt.regions[0] = (struct vu_mem_region_msg){ .guest_phys_addr = 0, .memory_size = fe->mem.size,
+						    .userspace_addr = (uint64_t)(uintptr_t)fe->mem.base, .mmap_offset = 0 };
+	return fe_call(fe, VU_REQ_SET_MEM_TABLE, &mt, offsetof(struct vu_mem_table_msg, regions) + sizeof(mt.regions[0]),
+		       &fe->mem.fd, 1, NULL, 0);
 }
 
-static int fe_start_vring(struct frontend *fe, struct vq *vq)
+int fe_start_vring(struct frontend *fe, struct vq *vq)
 {
-	int r = vu_set_state(fe, VU_SET_VRING_NUM, vq->index, vq->num);
+	int r = fe_set_state(fe, VU_REQ_SET_VRING_NUM, vq->index, vq->num);
 	if (r < 0)
 		return r;
-	r = vu_set_state(fe, VU_SET_VRING_BASE, vq->index, 0);
+	r = fe_set_state(fe, VU_REQ_SET_VRING_BASE, vq->index, 0);
 	if (r < 0)
 		return r;
-	/* Vring address description: index, flags, then the user addresses (in this process) of
-	 * the descriptor table, used ring and available ring, and the log address. */
-	struct vu_payload addr = { .size = 0 };
-	vu_put32(&addr, vq->index);
-	vu_put32(&addr, 0);
-	vu_put64(&addr, (uint64_t)(uintptr_t)vq->desc);
-	vu_put64(&addr, (uint64_t)(uintptr_t)vq->used);
-	vu_put64(&addr, (uint64_t)(uintptr_t)vq->avail);
-	vu_put64(&addr, 0);
-	r = vu_call(fe, VU_SET_VRING_ADDR, addr.bytes, addr.size, NULL, 0, NULL, 0);
+	/* The rings by their addresses in this process, as QEMU gives them. */
+	struct vu_vring_addr addr = { .index = vq->index, .flags = 0,
+				      .desc_user_addr = (uint64_t)(uintptr_t)vq->desc,
+				      .used_user_addr = (uint64_t)(uintptr_t)vq->used,
+				      .avail_user_addr = (uint64_t)(uintptr_t)vq->avail, .log_guest_addr = 0 };
+	r = fe_call(fe, VU_REQ_SET_VRING_ADDR, &addr, sizeof(addr), NULL, 0, NULL, 0);
 	if (r < 0)
 		return r;
 
@@ -880,14 +652,14 @@ static int fe_start_vring(struct frontend *fe, struct vq *vq)
 		return fe_error(fe, -errno, "eventfd: %s", strerror(errno));
 	/* The call fd goes first: the ring starts on SET_VRING_KICK and must be able to signal us. */
 	uint64_t index = vq->index;
-	r = vu_call(fe, VU_SET_VRING_CALL, &index, sizeof(index), &vq->call_fd, 1, NULL, 0);
+	r = fe_call(fe, VU_REQ_SET_VRING_CALL, &index, sizeof(index), &vq->call_fd, 1, NULL, 0);
 	if (r < 0)
 		return r;
-	r = vu_call(fe, VU_SET_VRING_KICK, &index, sizeof(index), &vq->kick_fd, 1, NULL, 0);
+	r = fe_call(fe, VU_REQ_SET_VRING_KICK, &index, sizeof(index), &vq->kick_fd, 1, NULL, 0);
 	if (r < 0)
 		return r;
-	if (has_feature(fe->features, VHOST_USER_F_PROTOCOL_FEATURES))
-		r = vu_set_state(fe, VU_SET_VRING_ENABLE, vq->index, 1);
+	if (has_feature(fe->features, VU_F_PROTOCOL_FEATURES))
+		r = fe_set_state(fe, VU_REQ_SET_VRING_ENABLE, vq->index, 1);
 	return r;
 }
 
@@ -898,13 +670,13 @@ static int fe_stop_vrings(struct frontend *fe)
 	for (uint32_t q = 0; q < fe->nvqs; q++) {
 		struct vq *vq = &fe->vqs[q];
 		int r;
-		if (has_feature(fe->features, VHOST_USER_F_PROTOCOL_FEATURES)) {
-			r = vu_set_state(fe, VU_SET_VRING_ENABLE, vq->index, 0);
+		if (has_feature(fe->features, VU_F_PROTOCOL_FEATURES)) {
+			r = fe_set_state(fe, VU_REQ_SET_VRING_ENABLE, vq->index, 0);
 			if (r < 0)
 				return r;
 		}
 		struct vu_vring_state req = { .index = vq->index, .num = 0 }, reply = { 0, 0 };
-		r = vu_call(fe, VU_GET_VRING_BASE, &req, sizeof(req), NULL, 0, &reply, sizeof(reply));
+		r = fe_call(fe, VU_REQ_GET_VRING_BASE, &req, sizeof(req), NULL, 0, &reply, sizeof(reply));
 		if (r < 0)
 			return r;
 		if (reply.index != vq->index)
@@ -1154,9 +926,9 @@ static int fe_run_phase(struct frontend *fe, struct phase *ph)
 			arrived |= vq_arm(fe, &fe->vqs[q]);
 		if (arrived)
 			continue;
-		if (now_ns() - last_progress > VU_STALL_TIMEOUT_NS)
+		if (now_ns() - last_progress > FE_STALL_TIMEOUT_NS)
 			return fe_error(fe, -ETIMEDOUT, "the back-end completed nothing in %llu s (%" PRIu64 " requests in flight)",
-					VU_STALL_TIMEOUT_NS / 1000000000ull, fe->inflight);
+					FE_STALL_TIMEOUT_NS / 1000000000ull, fe->inflight);
 		int pr = poll(pfds, fe->nvqs + 1, 1000);
 		if (pr < 0 && errno == EINTR)
 			continue;
@@ -1256,11 +1028,18 @@ static void usage(FILE *f)
 		"  --ios N             stop after N requests\n"
 		"  --size BYTES        use only the first BYTES of the disk (default: its capacity)\n"
 		"  --verify            write every block with a pattern, read it back and compare\n"
-		"  --backend-pid PID   also report that process's CPU time\n"
+		"  --backend-pid PID   also report that process's CPU time (with --hostile: check it is alive)\n"
 		"  --no-indirect       do not negotiate VIRTIO_RING_F_INDIRECT_DESC\n"
 		"  --no-event-idx      do not negotiate VIRTIO_RING_F_EVENT_IDX\n"
+		"  --no-reply-ack      do not negotiate VHOST_USER_PROTOCOL_F_REPLY_ACK\n"
 		"  --connect-timeout SECONDS  retry connecting this long (default 5)\n"
-		"  --seed N            random seed (default: from the clock)\n");
+		"  --seed N            random seed (default: from the clock)\n"
+		"  --hostile MODE      do the handshake, then misbehave as MODE (below) instead of a workload;\n"
+		"                      print {\"mode\":..,\"outcome\":..,\"expected\":..,\"detail\":..} and exit 0\n"
+		"                      when the outcome is the expected one, 1 otherwise\n"
+		"  --expect OUTCOME    with --hostile: require this outcome instead of the mode's own\n"
+		"  --list-hostile      print the hostile modes, one a line, and exit\n");
+	fe_hostile_usage(f);
 }
 
 static int parse_u64(const char *s, bool suffixes, uint64_t *ret)
@@ -1290,7 +1069,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_SOCKET = 256, OPT_RW, OPT_BS, OPT_IODEPTH, OPT_QUEUES, OPT_QUEUE_SIZE, OPT_RUNTIME, OPT_IOS,
 	       OPT_SIZE, OPT_VERIFY, OPT_BACKEND_PID, OPT_NO_INDIRECT, OPT_NO_EVENT_IDX, OPT_CONNECT_TIMEOUT,
-	       OPT_SEED, OPT_HELP };
+	       OPT_SEED, OPT_NO_REPLY_ACK, OPT_HOSTILE, OPT_EXPECT, OPT_LIST_HOSTILE, OPT_HELP };
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "rw", required_argument, NULL, OPT_RW },
@@ -1307,11 +1086,15 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "no-event-idx", no_argument, NULL, OPT_NO_EVENT_IDX },
 		{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
 		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "no-reply-ack", no_argument, NULL, OPT_NO_REPLY_ACK },
+		{ "hostile", required_argument, NULL, OPT_HOSTILE },
+		{ "expect", required_argument, NULL, OPT_EXPECT },
+		{ "list-hostile", no_argument, NULL, OPT_LIST_HOSTILE },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	*o = (struct options){ .rw = RW_RANDREAD, .bs = 4096, .iodepth = 1, .queues = 1, .queue_size = 256,
-			       .connect_timeout_s = 5 };
+			       .connect_timeout_s = 5, .hostile = -1, .hostile_expect = -1 };
 	bool have_seed = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -1391,6 +1174,22 @@ static int parse_options(int argc, char **argv, struct options *o)
 				name = "--seed";
 			have_seed = true;
 			break;
+		case OPT_NO_REPLY_ACK:
+			o->no_reply_ack = true;
+			break;
+		case OPT_HOSTILE:
+			o->hostile = fe_hostile_mode_parse(optarg);
+			if (o->hostile < 0)
+				name = "--hostile (see --list-hostile)";
+			break;
+		case OPT_EXPECT:
+			o->hostile_expect = fe_hostile_outcome_parse(optarg);
+			if (o->hostile_expect < 0)
+				name = "--expect (an outcome named in --help)";
+			break;
+		case OPT_LIST_HOSTILE:
+			fe_hostile_list(stdout);
+			exit(0);
 		case OPT_HELP:
 			usage(stdout);
 			exit(0);
@@ -1405,6 +1204,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc || !o->socket_path) {
 		usage(stderr);
+		return -EINVAL;
+	}
+	if (o->hostile_expect >= 0 && o->hostile < 0) {
+		fprintf(stderr, "vu-blk-frontend: --expect needs --hostile\n");
 		return -EINVAL;
 	}
 	if (!o->runtime_s && !o->ios && !o->verify)
@@ -1444,7 +1247,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vu-blk-frontend: --backend-pid %d: %s\n", (int)fe.opt.backend_pid, strerror(-r));
 		return 1;
 	}
-	r = vu_connect(&fe);
+	r = fe_connect(&fe);
 	if (r == 0)
 		r = fe_negotiate(&fe);
 	if (r == 0)
@@ -1457,8 +1260,16 @@ int main(int argc, char **argv)
 		r = fe_start_vring(&fe, &fe.vqs[q]);
 	if (r < 0) {
 		fprintf(stderr, "vu-blk-frontend: %s: %s\n", fe.opt.socket_path, fe.err);
+		if (fe.opt.hostile >= 0)
+			fe_hostile_report_setup_failure(&fe);
 		fe_close(&fe);
 		return 1;
+	}
+	if (fe.opt.hostile >= 0) {
+		/* No workload: the mode decides what happens on this connection. */
+		int rc = fe_hostile_run(&fe);
+		fe_close(&fe);
+		return rc;
 	}
 	fprintf(stderr, "vu-blk-frontend: %s: %s bs %u iodepth %u x %u queue(s) of %u over %" PRIu64 " MiB; "
 		"features 0x%" PRIx64 " (EVENT_IDX %s, INDIRECT %s), protocol 0x%" PRIx64 ", %u descriptor(s) per request\n",

@@ -539,9 +539,14 @@ static void queue_process(struct blk_queue *q)
 static void on_kick(struct vu_watch *w, uint32_t events)
 {
 	struct blk_queue *q = vu_container_of(w, struct blk_queue, kick_watch);
-	eventfd_t v;
+	uint64_t v;
 
-	(void)eventfd_read(w->fd, &v);
+	/* A kick fd that hangs up or reads end-of-file (a pipe, not an eventfd) would stay readable
+	 * and spin this loop: the front-end gave us a fd we cannot wait on. */
+	if ((events & (EPOLLHUP | EPOLLERR)) || read(w->fd, &v, sizeof(v)) == 0) {
+		queue_break(q, "its kick fd hung up", -EPIPE);
+		return;
+	}
 	queue_process(q);
 }
 

@@ -275,6 +275,22 @@ static int handle_get_vring_base(struct vu_dev *dev, struct vu_msg *msg, struct 
 	return 0;
 }
 
+/* Whether fd is an eventfd. Kick, call and error fds must be: anything else (a pipe, a socket)
+ * can hang up and stay readable forever, or never be written. Without /proc we cannot tell and
+ * accept it; the back-end then still drops a kick fd that hangs up. */
+static bool is_eventfd(int fd)
+{
+	char path[64], target[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0)
+		return errno == ENOENT && access("/proc/self/fd", F_OK) < 0;
+	target[n] = '\0';
+	return strcmp(target, "anon_inode:[eventfd]") == 0;
+}
+
 static int take_vring_fd(struct vu_dev *dev, struct vu_msg *msg, struct vu_vq **ret_vq, int *ret_fd)
 {
 	uint64_t v = msg->payload.u64;
@@ -288,6 +304,8 @@ static int take_vring_fd(struct vu_dev *dev, struct vu_msg *msg, struct vu_vq **
 	if (!(v & VU_VRING_NOFD)) {
 		int flags = fcntl(msg->fds[0], F_GETFL);
 
+		if (!is_eventfd(msg->fds[0]))
+			return -EBADF;
 		/* One thread serves every device of the process: a blocking fd the front-end chose (a
 		 * saturated eventfd, a full pipe) would stop all of them in a notify or a kick read. */
 		if (flags < 0 || fcntl(msg->fds[0], F_SETFL, flags | O_NONBLOCK) < 0)
@@ -585,6 +603,7 @@ int vu_dev_handle_msg(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *rep
 			return r;
 		/* The front-end asked to hear about failure: tell it and keep the connection. */
 		reply_u64(reply, 1);
+		dev->refused = r;
 	} else if (ack) {
 		reply_u64(reply, 0);
 	} else if (!rule->has_reply) {

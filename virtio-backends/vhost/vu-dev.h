@@ -70,6 +70,7 @@ struct vu_dev {
 	uint64_t inflight_size;
 
 	bool broken;                  /* the guest or front-end broke the device: no more processing */
+	int refused;                  /* -errno of the last request refused with a REPLY_ACK failure */
 	char broken_reason[128];
 };
 

@@ -10,6 +10,8 @@
 
 #include "vu-server.h"
 
+#define VU_SERVER_MAX_REFUSALS_LOGGED 20 /* per connection */
+
 static void on_conn(struct vu_watch *w, uint32_t events);
 
 void vu_server_disconnect(struct vu_server *srv)
@@ -34,6 +36,7 @@ static int serve_fd(struct vu_server *srv, int fd)
 
 	vu_socket_rx_init(&srv->rx);
 	srv->conn_fd = fd;
+	srv->refusals_logged = 0;
 	r = vu_loop_add(srv->loop, &srv->conn_watch, fd, EPOLLIN, on_conn);
 	if (r < 0) {
 		close(fd);
@@ -84,6 +87,7 @@ static void on_conn(struct vu_watch *w, uint32_t events)
 			return;
 		}
 		request = srv->rx.msg.hdr.request;
+		srv->dev->refused = 0;
 		r = vu_dev_handle_msg(srv->dev, &srv->rx.msg, &reply);
 		vu_socket_rx_init(&srv->rx);
 		if (r < 0) {
@@ -100,6 +104,11 @@ static void on_conn(struct vu_watch *w, uint32_t events)
 				return;
 			}
 		}
+		/* A front-end could repeat a refused request forever: the log gets a bounded share. */
+		if (srv->dev->refused && srv->refusals_logged++ < VU_SERVER_MAX_REFUSALS_LOGGED)
+			fprintf(stderr, "%s: %s (%u) refused (the front-end was told): %s%s\n", srv->name,
+				vu_request_name(request), request, strerror(-srv->dev->refused),
+				srv->refusals_logged == VU_SERVER_MAX_REFUSALS_LOGGED ? "; further refusals not logged" : "");
 		/* Once, when this message broke it: every later message of the front-end would repeat it. */
 		if (srv->dev->broken && !was_broken)
 			fprintf(stderr, "%s: device broken: %s\n", srv->name, srv->dev->broken_reason);

@@ -19,6 +19,7 @@ struct vu_server {
 	/* Called after the front-end went away and the device was reset. Optional. */
 	void (*on_disconnect)(struct vu_server *srv);
 	unsigned long connections;
+	unsigned refusals_logged;       /* this connection's */
 };
 
 /* Serves dev at path (a new listening socket) or on fd (a listening or connected socket). */

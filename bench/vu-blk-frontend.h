@@ -1,0 +1,179 @@
+/* What the synthetic vhost-user-blk front-end's two halves share: its state (guest memory, rings,
+ * request slots), its vhost-user messaging, and the entry points of the hostile modes. */
+#pragma once
+
+#include <endian.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include <linux/virtio_blk.h>
+#include <linux/virtio_ring.h>
+
+#include "vu-msg.h"
+
+/* Limits on what we ask for and on what the back-end may tell us. */
+#define FE_PAYLOAD_MAX 512		/* larger than any message this program sends or accepts */
+#define FE_REPLY_TIMEOUT_MS 10000	/* a back-end that does not answer a control message in 10 s is broken */
+#define SECTOR_SIZE 512u
+
+enum rw_mode { RW_RANDREAD, RW_RANDWRITE, RW_READ, RW_WRITE };
+
+struct options {
+	const char *socket_path;
+	enum rw_mode rw;
+	uint32_t bs;
+	uint32_t iodepth;
+	uint32_t queues;
+	uint32_t queue_size;
+	double runtime_s;
+	uint64_t ios;
+	uint64_t size;
+	bool verify;
+	pid_t backend_pid;
+	bool no_indirect;
+	bool no_event_idx;
+	bool no_reply_ack;
+	double connect_timeout_s;
+	uint64_t seed;
+	int hostile;		/* a hostile mode (fe_hostile_mode_parse), -1 for a normal run */
+	int hostile_expect;	/* the outcome --expect requires, -1 for the mode's own */
+};
+
+/* One memfd is the "guest RAM": guest-physical address 0 is its first byte. */
+struct guest_mem {
+	int fd;
+	uint8_t *base;
+	uint64_t size;
+	uint64_t used;
+};
+
+/* A request slot: its buffers and descriptors never move, so a slot is reused as is. */
+struct slot {
+	struct virtio_blk_outhdr *hdr;
+	uint8_t *status;
+	uint8_t *data;
+	struct vring_desc *indirect;	/* NULL when requests use direct chains */
+	uint64_t hdr_gpa, status_gpa, data_gpa, indirect_gpa;
+	uint16_t head;
+	bool busy;
+	bool is_read;
+	bool verify;
+	uint64_t offset;
+	uint64_t t_submit_ns;
+};
+
+struct vq {
+	uint32_t index;
+	uint16_t num;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	int kick_fd, call_fd;
+	uint16_t avail_idx;	/* our shadow of avail->idx */
+	uint16_t kick_old_idx;	/* avail->idx when we last decided whether to kick */
+	uint16_t last_used;	/* next used entry we have not consumed */
+	struct slot *slots;
+	uint32_t nslots;
+	uint32_t *free_slots;
+	uint32_t nfree;
+	uint32_t *batch;	/* slots submitted since the last publish */
+	uint32_t nbatch;
+};
+
+struct lat_store {
+	uint32_t *ns;
+	size_t n, cap;
+	uint64_t seen;
+};
+
+struct frontend {
+	struct options opt;
+	int sock;
+	uint64_t dev_features, features;
+	uint64_t dev_protocol_features, protocol_features;
+	uint32_t max_queues;
+	bool have_config;
+	uint64_t capacity_bytes;
+	uint32_t size_max, seg_max, blk_size;
+	uint16_t cfg_num_queues;
+	bool event_idx, indirect;
+	uint32_t nseg, seg_len, desc_per_req;
+	uint64_t nblocks;
+	struct guest_mem mem;
+	struct vq *vqs;
+	uint32_t nvqs;
+	uint64_t rng;
+	uint64_t inflight;
+	/* results */
+	uint64_t ios, bytes, errors, kicks, calls;
+	struct lat_store lat;
+	char first_io_error[256];
+	char err[512];
+};
+
+/* ---- shared-memory accessors: the back-end reads and writes these concurrently ---- */
+
+static inline uint16_t shared_load16(const uint16_t *p)
+{
+	return le16toh(__atomic_load_n(p, __ATOMIC_RELAXED));
+}
+
+static inline void shared_store16(uint16_t *p, uint16_t v)
+{
+	__atomic_store_n(p, htole16(v), __ATOMIC_RELAXED);
+}
+
+static inline uint32_t shared_load32(const uint32_t *p)
+{
+	return le32toh(__atomic_load_n(p, __ATOMIC_RELAXED));
+}
+
+static inline uint16_t *vq_used_event(struct vq *vq)
+{
+	return &vq->avail->ring[vq->num];
+}
+
+static inline uint16_t *vq_avail_event(struct vq *vq)
+{
+	return (uint16_t *)&vq->used->ring[vq->num];
+}
+
+/* ---- vu-blk-frontend.c ---- */
+
+/* Records the message of an error in fe->err and returns r. */
+int fe_error(struct frontend *fe, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+uint64_t now_ns(void);
+uint64_t rng_next(uint64_t *state);
+/* Carves size bytes, aligned, out of guest memory. */
+void *gmem_alloc(struct guest_mem *m, uint64_t size, uint64_t align, uint64_t *ret_gpa);
+/* Sends one message (with fds) as it is; nothing is read back. */
+int fe_send(struct frontend *fe, uint32_t req, uint32_t flags, const void *payload, uint32_t size, const int *fds,
+	    unsigned nfds);
+/* Reads the reply to req, which must carry exactly reply_size bytes. -ECONNRESET when the back-end
+ * closed the connection, -ETIMEDOUT when it said nothing for FE_REPLY_TIMEOUT_MS, -EPROTO for a
+ * malformed reply. */
+int fe_recv_reply(struct frontend *fe, uint32_t req, void *reply, uint32_t reply_size);
+/* fe_send, then the reply (reply != NULL) or, with REPLY_ACK, the acknowledgement. */
+int fe_call(struct frontend *fe, uint32_t req, const void *payload, uint32_t size, const int *fds, unsigned nfds,
+	    void *reply, uint32_t reply_size);
+int fe_set_state(struct frontend *fe, uint32_t req, uint32_t index, uint32_t num);
+/* SET_VRING_NUM .. SET_VRING_ENABLE for vq, with new call and kick eventfds. */
+int fe_start_vring(struct frontend *fe, struct vq *vq);
+
+/* ---- vu-blk-hostile.c ---- */
+
+/* The index of a hostile mode or outcome name, -EINVAL for an unknown one. */
+int fe_hostile_mode_parse(const char *name);
+int fe_hostile_outcome_parse(const char *name);
+/* The modes with their expected outcomes, for --help; or just their names, one a line. */
+void fe_hostile_usage(FILE *f);
+void fe_hostile_list(FILE *f);
+/* Misbehaves as fe->opt.hostile on a front-end that finished the handshake; prints one JSON line.
+ * Returns the exit status: 0 when the outcome is the expected one, 1 otherwise. */
+int fe_hostile_run(struct frontend *fe);
+/* The same JSON line for a run that could not even complete the handshake. */
+int fe_hostile_report_setup_failure(const struct frontend *fe);
