@@ -105,7 +105,8 @@ static struct {
 	int sigfd;
 	struct vu_watch sig_watch;
 	bool verbose;
-	uint64_t poll_ns;                 /* --poll-us: busy-poll this long after the last work */
+	uint64_t poll_ns;                 /* --poll-us: at most this long busy-polling after work */
+	uint64_t poll_cur_ns;             /* what polling currently gets: adapts to the load */
 	gid_t socket_gid;                 /* --socket-group, or (gid_t)-1 */
 	/* Fault injection for tests (DDTK_BLK_FAULT_DELAY_MS): every request is held this long after
 	 * its I/O completed, so a test can kill the back-end with requests certainly in flight. */
@@ -609,7 +610,7 @@ static bool poll_for_work(void)
 	bool found = false;
 
 	for_each_queue(queue_kicks_off);
-	while (now - last_work < blk.poll_ns && now - start < BLK_POLL_ROUND_NS) {
+	while (now - last_work < blk.poll_cur_ns && now - start < BLK_POLL_ROUND_NS) {
 		bool work = for_each_queue(queue_poll);
 
 		if (io_uring_cq_ready(&blk.ring)) {
@@ -624,6 +625,24 @@ static bool poll_for_work(void)
 		now = now_ns();
 	}
 	return found;
+}
+
+/* Adapts the polling time to how long the loop then slept, as QEMU's AioContext does: work that
+ * came sooner than the maximum would have been caught by polling longer (grow); a long sleep means
+ * polling only burnt a CPU the guests' vCPUs could have used (shrink, down to not polling). */
+static void poll_adapt(uint64_t slept_ns)
+{
+	const uint64_t floor_ns = 4000;
+
+	if (!blk.poll_ns)
+		return;
+	if (slept_ns <= blk.poll_cur_ns)
+		return;
+	if (slept_ns > blk.poll_ns)
+		blk.poll_cur_ns = blk.poll_cur_ns / 2 < floor_ns ? 0 : blk.poll_cur_ns / 2;
+	else
+		blk.poll_cur_ns = blk.poll_cur_ns < floor_ns ? floor_ns
+				  : blk.poll_cur_ns * 2 > blk.poll_ns ? blk.poll_ns : blk.poll_cur_ns * 2;
 }
 
 /* ---------- vu_dev back-end ops ---------- */
@@ -1096,16 +1115,20 @@ int main(int argc, char **argv)
 
 	bool busy = false;
 
+	blk.poll_cur_ns = blk.poll_ns;
 	while (!blk.loop.stop) {
 		bool all_done = true;
+		uint64_t before = busy ? 0 : now_ns();
 
 		r = vu_loop_run_once(&blk.loop, busy ? 0 : -1);
+		if (!busy)
+			poll_adapt(now_ns() - before);
 		if (r < 0) {
 			fprintf(stderr, "ddtk-blk: epoll_wait: %s\n", strerror(-r));
 			break;
 		}
 		flush_io();
-		busy = blk.poll_ns && (r > 0 || busy) && poll_for_work();
+		busy = blk.poll_cur_ns && (r > 0 || busy) && poll_for_work();
 		/* Before sleeping, ask for kicks again; work that slipped in meanwhile is not slept on. */
 		if (!busy && for_each_queue(queue_kicks_on)) {
 			flush_io();
