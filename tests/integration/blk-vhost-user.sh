@@ -86,7 +86,13 @@ stop_blk
 start_blk DDTK_BLK_FAULT_DELAY_MS=20
 in_vm a "dmesg -c >/dev/null; (fio --name=crash $fio_common --rw=randwrite --bs=4k --iodepth=8 --size=96M --offset=0 \
   > /root/fio.out 2>&1; echo \$? > /root/fio.rc) >/dev/null 2>&1 &" >/dev/null
-sleep 4
+# Kill only once the guest has writes in flight (fio under TCG takes a while to start).
+for _ in $(seq 120); do
+  inflight=$("$DDTK" exec a -- 'cat /sys/block/vda/inflight' | awk '{print $2}')
+  [ "${inflight:-0}" -gt 0 ] && break
+  sleep 0.5
+done
+[ "${inflight:-0}" -gt 0 ] || fail "the fio job never had writes in flight"
 in_vm a 'test ! -f /root/fio.rc' || fail "the fio job ended before the back-end was killed"
 kill -9 "$blk_pid"
 wait "$blk_pid" 2>/dev/null || true
