@@ -34,9 +34,12 @@
 #define FE_MAX_GUEST_MEM (4ull << 30)
 #define FE_LAT_SAMPLES_MAX (1u << 24)	/* beyond this, latencies are reservoir-sampled */
 #define FE_VERIFY_MAX_BLOCKS (1u << 24)
+#define FE_CHECK_QUEUE_SIZE 1024		/* --check-requests' default ring size */
 
-/* How much of the virtio-blk config space we read: up to num_queues (the struct is packed). */
+/* How much of the virtio-blk config space we read: up to num_queues (the struct is packed); with
+ * --check-requests up to write_zeroes_may_unmap. */
 #define BLK_CFG_READ_LEN (offsetof(struct virtio_blk_config, num_queues) + sizeof(uint16_t))
+#define BLK_CFG_READ_LEN_DISCARD (offsetof(struct virtio_blk_config, write_zeroes_may_unmap) + sizeof(uint8_t))
 
 enum io_order { ORDER_RANDOM, ORDER_SEQUENTIAL, ORDER_PERMUTATION };
 
@@ -86,7 +89,7 @@ uint64_t rng_next(uint64_t *state)
 	return x * 0x2545F4914F6CDD1Dull;
 }
 
-static uint64_t pattern_word(uint64_t seed, uint64_t disk_offset)
+uint64_t pattern_word(uint64_t seed, uint64_t disk_offset)
 {
 	/* splitmix64 finaliser over (seed, offset): every 8 bytes of the disk get a distinct value
 	 * per run, so stale data from an earlier run or a misplaced block cannot pass --verify. */
@@ -96,12 +99,28 @@ static uint64_t pattern_word(uint64_t seed, uint64_t disk_offset)
 	return z ^ (z >> 31);
 }
 
-static void pattern_fill(uint8_t *buf, uint32_t len, uint64_t seed, uint64_t disk_offset)
+void pattern_fill(uint8_t *buf, uint32_t len, uint64_t seed, uint64_t disk_offset)
 {
 	for (uint32_t i = 0; i + 8 <= len; i += 8) {
 		uint64_t w = pattern_word(seed, disk_offset + i);
 		memcpy(buf + i, &w, sizeof(w));
 	}
+}
+
+void fe_json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
 }
 
 /* ---- CPU accounting ---- */
@@ -383,18 +402,35 @@ static bool has_feature(uint64_t features, unsigned bit)
 	return features & VU_BIT(bit);
 }
 
+static uint32_t config_le32(const uint8_t *region, size_t offset)
+{
+	uint32_t v;
+	memcpy(&v, region + offset, sizeof(v));
+	return le32toh(v);
+}
+
 static int fe_read_config(struct frontend *fe)
 {
+	const uint32_t len = fe->opt.check_requests ? BLK_CFG_READ_LEN_DISCARD : BLK_CFG_READ_LEN;
 	/* The request carries as many (zero) bytes of space as it asks for. */
-	struct vu_config_msg req = { .offset = 0, .size = BLK_CFG_READ_LEN, .flags = 0 }, reply = { 0 };
-	int r = fe_call(fe, VU_REQ_GET_CONFIG, &req, VU_CONFIG_HDR_SIZE + BLK_CFG_READ_LEN, NULL, 0, &reply,
-			VU_CONFIG_HDR_SIZE + BLK_CFG_READ_LEN);
+	struct vu_config_msg req = { .offset = 0, .size = len, .flags = 0 }, reply = { 0 };
+	int r = fe_call(fe, VU_REQ_GET_CONFIG, &req, VU_CONFIG_HDR_SIZE + len, NULL, 0, &reply,
+			VU_CONFIG_HDR_SIZE + len);
 	if (r < 0)
 		return r;
-	if (reply.offset != 0 || reply.size != BLK_CFG_READ_LEN)
-		return fe_error(fe, -EPROTO, "GET_CONFIG: reply describes offset %u size %u, asked 0/%zu",
-				reply.offset, reply.size, (size_t)BLK_CFG_READ_LEN);
+	if (reply.offset != 0 || reply.size != len)
+		return fe_error(fe, -EPROTO, "GET_CONFIG: reply describes offset %u size %u, asked 0/%u",
+				reply.offset, reply.size, len);
 	const uint8_t *region = reply.region;
+	if (len >= BLK_CFG_READ_LEN_DISCARD) {
+		fe->max_discard_sectors = config_le32(region, offsetof(struct virtio_blk_config, max_discard_sectors));
+		fe->max_discard_seg = config_le32(region, offsetof(struct virtio_blk_config, max_discard_seg));
+		fe->max_write_zeroes_sectors = config_le32(region, offsetof(struct virtio_blk_config,
+									  max_write_zeroes_sectors));
+		fe->max_write_zeroes_seg = config_le32(region, offsetof(struct virtio_blk_config, max_write_zeroes_seg));
+		fe->write_zeroes_may_unmap = region[offsetof(struct virtio_blk_config, write_zeroes_may_unmap)];
+		fe->have_discard_config = true;
+	}
 	uint64_t capacity;
 	uint32_t size_max, seg_max, blk_size;
 	uint16_t num_queues;
@@ -467,6 +503,8 @@ static int fe_negotiate(struct frontend *fe)
 		want |= VU_BIT(VU_F_RING_EVENT_IDX);
 	if (!fe->opt.no_indirect)
 		want |= VU_BIT(VU_F_RING_INDIRECT_DESC);
+	if (fe->opt.check_requests)
+		want |= VU_BIT(VIRTIO_BLK_F_DISCARD) | VU_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
 	fe->features = fe->dev_features & want;
 	r = fe_set_u64(fe, VU_REQ_SET_FEATURES, fe->features);
 	if (r < 0)
@@ -480,7 +518,8 @@ static int fe_negotiate(struct frontend *fe)
 static int fe_check_device(struct frontend *fe)
 {
 	struct options *o = &fe->opt;
-	bool writes = o->verify || o->rw == RW_RANDWRITE || o->rw == RW_WRITE;
+	/* --check-requests judges a read-only device itself (--expect-read-only). */
+	bool writes = !o->check_requests && (o->verify || o->rw == RW_RANDWRITE || o->rw == RW_WRITE);
 	if (writes && has_feature(fe->features, VIRTIO_BLK_F_RO))
 		return fe_error(fe, -EROFS, "the device is read-only (VIRTIO_BLK_F_RO) and the workload writes");
 	if (!fe->have_config && !o->size)
@@ -665,7 +704,7 @@ int fe_start_vring(struct frontend *fe, struct vq *vq)
 
 /* Stops the rings as QEMU does (disable, then GET_VRING_BASE) and checks that the back-end
  * consumed exactly what we made available. */
-static int fe_stop_vrings(struct frontend *fe)
+int fe_stop_vrings(struct frontend *fe)
 {
 	for (uint32_t q = 0; q < fe->nvqs; q++) {
 		struct vq *vq = &fe->vqs[q];
@@ -788,6 +827,48 @@ static int vq_publish(struct frontend *fe, struct vq *vq)
 	return 0;
 }
 
+void fe_desc_set(struct vring_desc *d, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+	d->addr = htole64(addr);
+	d->len = htole32(len);
+	d->flags = htole16(flags);
+	d->next = htole16(next);
+}
+
+void fe_avail_add(struct vq *vq, uint16_t head)
+{
+	vq->avail->ring[vq->avail_idx % vq->num] = htole16(head);
+	vq->avail_idx++;
+}
+
+int fe_publish_kick(const struct frontend *fe, struct vq *vq)
+{
+	uint64_t one = 1;
+
+	if (fe->event_idx)
+		shared_store16(vq_used_event(vq), vq->last_used);
+	/* Release: descriptors and ring entries are visible before the index that announces them. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	shared_store16(&vq->avail->idx, vq->avail_idx);
+	/* Full barrier: the index is visible before the kick wakes the back-end up. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (write(vq->kick_fd, &one, sizeof(one)) != sizeof(one))
+		return -errno;
+	return 0;
+}
+
+int fe_socket_state(const struct frontend *fe)
+{
+	uint8_t b;
+	ssize_t n = recv(fe->sock, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE)))
+		return -ECONNRESET;
+	if (n > 0)
+		return -EPROTO;
+	return 0;
+}
+
 /* Fills the queue up to its depth; returns how many requests were submitted. */
 static int vq_fill(struct frontend *fe, struct vq *vq, struct phase *ph)
 {
@@ -881,8 +962,7 @@ static int vq_reap(struct frontend *fe, struct vq *vq)
 	return pending;
 }
 
-/* Before sleeping: asks for a call at the next completion; true if one already arrived. */
-static bool vq_arm(struct frontend *fe, struct vq *vq)
+bool fe_vq_arm(const struct frontend *fe, struct vq *vq)
 {
 	if (fe->event_idx) {
 		shared_store16(vq_used_event(vq), vq->last_used);
@@ -923,7 +1003,7 @@ static int fe_run_phase(struct frontend *fe, struct phase *ph)
 
 		bool arrived = false;
 		for (uint32_t q = 0; q < fe->nvqs; q++)
-			arrived |= vq_arm(fe, &fe->vqs[q]);
+			arrived |= fe_vq_arm(fe, &fe->vqs[q]);
 		if (arrived)
 			continue;
 		if (now_ns() - last_progress > FE_STALL_TIMEOUT_NS)
@@ -1023,7 +1103,7 @@ static void usage(FILE *f)
 		"  --bs BYTES          request size, multiple of 512 (default 4096; k/m suffixes)\n"
 		"  --iodepth N         requests in flight per queue (default 1)\n"
 		"  --queues N          virtqueues (default 1)\n"
-		"  --queue-size N      ring size, power of two (default 256)\n"
+		"  --queue-size N      ring size, power of two (default 256; 1024 with --check-requests)\n"
 		"  --runtime SECONDS   run time (default 5 unless --ios)\n"
 		"  --ios N             stop after N requests\n"
 		"  --size BYTES        use only the first BYTES of the disk (default: its capacity)\n"
@@ -1038,7 +1118,18 @@ static void usage(FILE *f)
 		"                      print {\"mode\":..,\"outcome\":..,\"expected\":..,\"detail\":..} and exit 0\n"
 		"                      when the outcome is the expected one, 1 otherwise\n"
 		"  --expect OUTCOME    with --hostile: require this outcome instead of the mode's own\n"
-		"  --list-hostile      print the hostile modes, one a line, and exit\n");
+		"  --list-hostile      print the hostile modes, one a line, and exit\n"
+		"  --check-requests    do the handshake (also negotiating DISCARD and WRITE_ZEROES), then send every\n"
+		"                      request type ddtk-blk supports and check the results byte for byte: FLUSH,\n"
+		"                      GET_ID, a pattern over the first MiB and the last 64 KiB, DISCARD and\n"
+		"                      WRITE_ZEROES (single and multi-segment, with and without UNMAP, a burst\n"
+		"                      filling the ring), errors (segments past the end, too many segments,\n"
+		"                      DISCARD flags, unknown type); a line per check on stderr, one JSON object\n"
+		"                      on stdout, exit 1 on a failure. It overwrites the first MiB and the last\n"
+		"                      64 KiB of the disk\n"
+		"  --expect-serial STR with --check-requests: GET_ID must return STR (20 bytes, NUL padded)\n"
+		"  --expect-read-only  with --check-requests: the device must offer VIRTIO_BLK_F_RO and refuse\n"
+		"                      writes, discards and write-zeroes with IOERR; nothing is changed\n");
 	fe_hostile_usage(f);
 }
 
@@ -1069,7 +1160,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_SOCKET = 256, OPT_RW, OPT_BS, OPT_IODEPTH, OPT_QUEUES, OPT_QUEUE_SIZE, OPT_RUNTIME, OPT_IOS,
 	       OPT_SIZE, OPT_VERIFY, OPT_BACKEND_PID, OPT_NO_INDIRECT, OPT_NO_EVENT_IDX, OPT_CONNECT_TIMEOUT,
-	       OPT_SEED, OPT_NO_REPLY_ACK, OPT_HOSTILE, OPT_EXPECT, OPT_LIST_HOSTILE, OPT_HELP };
+	       OPT_SEED, OPT_NO_REPLY_ACK, OPT_HOSTILE, OPT_EXPECT, OPT_LIST_HOSTILE, OPT_CHECK_REQUESTS,
+	       OPT_EXPECT_SERIAL, OPT_EXPECT_READ_ONLY, OPT_HELP };
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "rw", required_argument, NULL, OPT_RW },
@@ -1090,12 +1182,15 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "hostile", required_argument, NULL, OPT_HOSTILE },
 		{ "expect", required_argument, NULL, OPT_EXPECT },
 		{ "list-hostile", no_argument, NULL, OPT_LIST_HOSTILE },
+		{ "check-requests", no_argument, NULL, OPT_CHECK_REQUESTS },
+		{ "expect-serial", required_argument, NULL, OPT_EXPECT_SERIAL },
+		{ "expect-read-only", no_argument, NULL, OPT_EXPECT_READ_ONLY },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	*o = (struct options){ .rw = RW_RANDREAD, .bs = 4096, .iodepth = 1, .queues = 1, .queue_size = 256,
 			       .connect_timeout_s = 5, .hostile = -1, .hostile_expect = -1 };
-	bool have_seed = false;
+	bool have_seed = false, have_queue_size = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		uint64_t v = 0;
@@ -1136,6 +1231,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 			if (parse_u64(optarg, false, &v) < 0 || v == 0 || v > FE_MAX_QUEUE_SIZE || (v & (v - 1)))
 				name = "--queue-size (a power of two up to 32768)";
 			o->queue_size = (uint32_t)v;
+			have_queue_size = true;
 			break;
 		case OPT_RUNTIME:
 			o->runtime_s = strtod(optarg, &end);
@@ -1190,6 +1286,17 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_LIST_HOSTILE:
 			fe_hostile_list(stdout);
 			exit(0);
+		case OPT_CHECK_REQUESTS:
+			o->check_requests = true;
+			break;
+		case OPT_EXPECT_SERIAL:
+			if (strlen(optarg) > VIRTIO_BLK_ID_BYTES)
+				name = "--expect-serial (at most 20 bytes)";
+			o->expect_serial = optarg;
+			break;
+		case OPT_EXPECT_READ_ONLY:
+			o->expect_read_only = true;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			exit(0);
@@ -1210,8 +1317,19 @@ static int parse_options(int argc, char **argv, struct options *o)
 		fprintf(stderr, "vu-blk-frontend: --expect needs --hostile\n");
 		return -EINVAL;
 	}
+	if ((o->expect_serial || o->expect_read_only) && !o->check_requests) {
+		fprintf(stderr, "vu-blk-frontend: --expect-serial and --expect-read-only need --check-requests\n");
+		return -EINVAL;
+	}
+	if (o->check_requests && (o->hostile >= 0 || o->verify)) {
+		fprintf(stderr, "vu-blk-frontend: --check-requests is a mode of its own (no --hostile, no --verify)\n");
+		return -EINVAL;
+	}
 	if (!o->runtime_s && !o->ios && !o->verify)
 		o->runtime_s = 5;
+	/* --check-requests fills a whole ring at once (a WRITE_ZEROES burst): the largest ddtk-blk takes. */
+	if (o->check_requests && !have_queue_size)
+		o->queue_size = FE_CHECK_QUEUE_SIZE;
 	if (!have_seed)
 		o->seed = now_ns() ^ ((uint64_t)getpid() << 32);
 	return 0;
@@ -1262,12 +1380,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vu-blk-frontend: %s: %s\n", fe.opt.socket_path, fe.err);
 		if (fe.opt.hostile >= 0)
 			fe_hostile_report_setup_failure(&fe);
+		if (fe.opt.check_requests)
+			fe_requests_report_setup_failure(&fe);
 		fe_close(&fe);
 		return 1;
 	}
-	if (fe.opt.hostile >= 0) {
+	if (fe.opt.hostile >= 0 || fe.opt.check_requests) {
 		/* No workload: the mode decides what happens on this connection. */
-		int rc = fe_hostile_run(&fe);
+		int rc = fe.opt.check_requests ? fe_requests_run(&fe) : fe_hostile_run(&fe);
 		fe_close(&fe);
 		return rc;
 	}

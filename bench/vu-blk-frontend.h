@@ -1,5 +1,6 @@
-/* What the synthetic vhost-user-blk front-end's two halves share: its state (guest memory, rings,
- * request slots), its vhost-user messaging, and the entry points of the hostile modes. */
+/* What the synthetic vhost-user-blk front-end's parts share: its state (guest memory, rings,
+ * request slots), its vhost-user messaging, hand-built requests, and the entry points of the
+ * hostile modes and of --check-requests. */
 #pragma once
 
 #include <endian.h>
@@ -40,6 +41,9 @@ struct options {
 	uint64_t seed;
 	int hostile;		/* a hostile mode (fe_hostile_mode_parse), -1 for a normal run */
 	int hostile_expect;	/* the outcome --expect requires, -1 for the mode's own */
+	bool check_requests;
+	const char *expect_serial;	/* --expect-serial, NULL when not given */
+	bool expect_read_only;
 };
 
 /* One memfd is the "guest RAM": guest-physical address 0 is its first byte. */
@@ -100,6 +104,11 @@ struct frontend {
 	uint64_t capacity_bytes;
 	uint32_t size_max, seg_max, blk_size;
 	uint16_t cfg_num_queues;
+	/* The discard / write-zeroes limits, read only for --check-requests. */
+	bool have_discard_config;
+	uint32_t max_discard_sectors, max_discard_seg;
+	uint32_t max_write_zeroes_sectors, max_write_zeroes_seg;
+	uint8_t write_zeroes_may_unmap;
 	bool event_idx, indirect;
 	uint32_t nseg, seg_len, desc_per_req;
 	uint64_t nblocks;
@@ -148,6 +157,9 @@ static inline uint16_t *vq_avail_event(struct vq *vq)
 int fe_error(struct frontend *fe, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 uint64_t now_ns(void);
 uint64_t rng_next(uint64_t *state);
+/* The data --verify writes: 8 bytes for each 8-byte-aligned disk offset, distinct per seed. */
+uint64_t pattern_word(uint64_t seed, uint64_t disk_offset);
+void pattern_fill(uint8_t *buf, uint32_t len, uint64_t seed, uint64_t disk_offset);
 /* Carves size bytes, aligned, out of guest memory. */
 void *gmem_alloc(struct guest_mem *m, uint64_t size, uint64_t align, uint64_t *ret_gpa);
 /* Sends one message (with fds) as it is; nothing is read back. */
@@ -163,6 +175,24 @@ int fe_call(struct frontend *fe, uint32_t req, const void *payload, uint32_t siz
 int fe_set_state(struct frontend *fe, uint32_t req, uint32_t index, uint32_t num);
 /* SET_VRING_NUM .. SET_VRING_ENABLE for vq, with new call and kick eventfds. */
 int fe_start_vring(struct frontend *fe, struct vq *vq);
+/* Stops the rings as QEMU does (disable, then GET_VRING_BASE) and checks that the back-end
+ * consumed exactly what we made available. */
+int fe_stop_vrings(struct frontend *fe);
+/* s as a JSON string, quotes included; bytes outside printable ASCII are escaped. */
+void fe_json_string(FILE *f, const char *s);
+
+/* Hand-built requests, one descriptor at a time. */
+void fe_desc_set(struct vring_desc *d, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next);
+/* Puts head into the next avail entry; nothing is published. */
+void fe_avail_add(struct vq *vq, uint16_t head);
+/* Publishes vq->avail_idx and kicks unconditionally (asking for a call at the next used entry):
+ * a back-end must cope with a kick it did not ask for. Returns 0 or -errno of the kick. */
+int fe_publish_kick(const struct frontend *fe, struct vq *vq);
+/* Before sleeping: asks for a call at the next used entry; true if one already arrived. */
+bool fe_vq_arm(const struct frontend *fe, struct vq *vq);
+/* Whether the socket says something while we wait for the rings: 0 nothing, -ECONNRESET the
+ * back-end hung up, -EPROTO it sent a message nobody asked for. */
+int fe_socket_state(const struct frontend *fe);
 
 /* ---- vu-blk-hostile.c ---- */
 
@@ -177,3 +207,12 @@ void fe_hostile_list(FILE *f);
 int fe_hostile_run(struct frontend *fe);
 /* The same JSON line for a run that could not even complete the handshake. */
 int fe_hostile_report_setup_failure(const struct frontend *fe);
+
+/* ---- vu-blk-requests.c ---- */
+
+/* --check-requests on a front-end that finished the handshake: every request type, checked byte
+ * for byte; one line per check on stderr, one JSON line on stdout. Returns the exit status: 0 when
+ * every check passed, 1 otherwise. */
+int fe_requests_run(struct frontend *fe);
+/* The same JSON line for a run that could not even complete the handshake. */
+int fe_requests_report_setup_failure(const struct frontend *fe);

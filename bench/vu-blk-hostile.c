@@ -157,14 +157,6 @@ static enum outcome control_send(struct hostile *h, uint32_t req, const void *pa
 
 /* ---- building requests by hand ---- */
 
-static void desc_set(struct vring_desc *d, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-	d->addr = htole64(addr);
-	d->len = htole32(len);
-	d->flags = htole16(flags);
-	d->next = htole16(next);
-}
-
 /* Request i of the mode: a header of type/sector, a status byte the device has not written (0xff
  * is no status), data_len bytes of data holding the marker. */
 static struct hreq *hreq_new(struct hostile *h, uint32_t type, uint64_t sector, uint32_t data_len, bool data_writable)
@@ -190,55 +182,16 @@ static void hreq_chain(struct hostile *h, struct hreq *r, uint16_t base)
 {
 	struct vring_desc *d = h->vq->desc;
 
-	desc_set(&d[base], r->hdr_gpa, sizeof(*r->hdr), VRING_DESC_F_NEXT, base + 1);
-	desc_set(&d[base + 1], r->data_gpa, r->data_len,
+	fe_desc_set(&d[base], r->hdr_gpa, sizeof(*r->hdr), VRING_DESC_F_NEXT, base + 1);
+	fe_desc_set(&d[base + 1], r->data_gpa, r->data_len,
 		 VRING_DESC_F_NEXT | (r->data_writable ? VRING_DESC_F_WRITE : 0), base + 2);
-	desc_set(&d[base + 2], r->status_gpa, 1, VRING_DESC_F_WRITE, 0);
+	fe_desc_set(&d[base + 2], r->status_gpa, 1, VRING_DESC_F_WRITE, 0);
 	r->head = base;
 }
 
-static void avail_add(struct vq *vq, uint16_t head)
-{
-	vq->avail->ring[vq->avail_idx % vq->num] = htole16(head);
-	vq->avail_idx++;
-}
-
-/* Publishes vq->avail_idx (whatever the mode made of it) and kicks unconditionally: a back-end must
- * cope with a kick it did not ask for. */
-static int publish(struct hostile *h)
-{
-	struct vq *vq = h->vq;
-	uint64_t one = 1;
-
-	if (h->fe->event_idx)
-		shared_store16(vq_used_event(vq), vq->last_used);
-	/* Release: descriptors and ring entries are visible before the index that announces them. */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	shared_store16(&vq->avail->idx, vq->avail_idx);
-	/* Full barrier: the index is visible before the kick wakes the back-end up. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (write(vq->kick_fd, &one, sizeof(one)) != sizeof(one))
-		return -errno;
-	return 0;
-}
-
-/* Whether the socket says something while we wait for the rings: 0 nothing, -ECONNRESET the
- * back-end hung up, -EPROTO it sent a message nobody asked for. */
-static int socket_state(struct frontend *fe)
-{
-	uint8_t b;
-	ssize_t n = recv(fe->sock, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-
-	if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE)))
-		return -ECONNRESET;
-	if (n > 0)
-		return -EPROTO;
-	return 0;
-}
-
 /* Waits until every request was used or HOSTILE_WAIT_MS have passed; consumes the used entries.
- * Returns how many requests completed, or -ECONNRESET, -EPROTO (socket_state) or -EBADMSG (a used
- * entry that is not a request in flight). */
+ * Returns how many requests completed, or -ECONNRESET, -EPROTO (fe_socket_state) or -EBADMSG (a
+ * used entry that is not a request in flight). */
 static int await_used(struct hostile *h)
 {
 	struct vq *vq = h->vq;
@@ -269,7 +222,7 @@ static int await_used(struct hostile *h)
 		uint64_t now = now_ns();
 		if (now >= deadline)
 			return (int)completed;
-		int r = socket_state(h->fe);
+		int r = fe_socket_state(h->fe);
 		if (r < 0)
 			return r;
 		struct pollfd pfds[2] = { { .fd = vq->call_fd, .events = POLLIN }, { .fd = h->fe->sock, .events = POLLIN } };
@@ -300,7 +253,7 @@ static void judge_requests(struct hostile *h)
 	size_t len = 0;
 	int n, r;
 
-	r = publish(h);
+	r = fe_publish_kick(h->fe, h->vq);
 	if (r < 0) {
 		set_outcome(h, OUT_FRONTEND_ERROR, "kick: %s", strerror(-r));
 		return;
@@ -367,7 +320,7 @@ static void judge_requests(struct hostile *h)
 static void submit_one(struct hostile *h, struct hreq *r, uint16_t head)
 {
 	r->head = head;
-	avail_add(h->vq, head);
+	fe_avail_add(h->vq, head);
 	judge_requests(h);
 }
 
@@ -516,8 +469,8 @@ static void run_loop(struct hostile *h)
 
 	/* The header, then a zero-length descriptor that points at itself: no buffer ever fills up,
 	 * so only a cap on the chain length stops the walk. */
-	desc_set(&h->vq->desc[0], r->hdr_gpa, sizeof(*r->hdr), VRING_DESC_F_NEXT, 1);
-	desc_set(&h->vq->desc[1], r->data_gpa, 0, VRING_DESC_F_NEXT, 1);
+	fe_desc_set(&h->vq->desc[0], r->hdr_gpa, sizeof(*r->hdr), VRING_DESC_F_NEXT, 1);
+	fe_desc_set(&h->vq->desc[1], r->data_gpa, 0, VRING_DESC_F_NEXT, 1);
 	submit_one(h, r, 0);
 }
 
@@ -552,11 +505,11 @@ static void run_nested_indirect(struct hostile *h)
 
 	/* head -> a table of one descriptor -> which is itself indirect -> a good chain. One level
 	 * of indirection is all virtio allows. */
-	desc_set(&inner[0], r->hdr_gpa, sizeof(*r->hdr), VRING_DESC_F_NEXT, 1);
-	desc_set(&inner[1], r->data_gpa, r->data_len, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
-	desc_set(&inner[2], r->status_gpa, 1, VRING_DESC_F_WRITE, 0);
-	desc_set(&outer[0], inner_gpa, 3 * sizeof(*inner), VRING_DESC_F_INDIRECT, 0);
-	desc_set(&h->vq->desc[0], h->tables_gpa, sizeof(*outer), VRING_DESC_F_INDIRECT, 0);
+	fe_desc_set(&inner[0], r->hdr_gpa, sizeof(*r->hdr), VRING_DESC_F_NEXT, 1);
+	fe_desc_set(&inner[1], r->data_gpa, r->data_len, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	fe_desc_set(&inner[2], r->status_gpa, 1, VRING_DESC_F_WRITE, 0);
+	fe_desc_set(&outer[0], inner_gpa, 3 * sizeof(*inner), VRING_DESC_F_INDIRECT, 0);
+	fe_desc_set(&h->vq->desc[0], h->tables_gpa, sizeof(*outer), VRING_DESC_F_INDIRECT, 0);
 	submit_one(h, r, 0);
 }
 
@@ -566,9 +519,9 @@ static void run_readable_after_writable(struct hostile *h)
 	struct vring_desc *d = h->vq->desc;
 
 	/* header, status (writable), then the data (readable): device-readable after writable. */
-	desc_set(&d[0], r->hdr_gpa, sizeof(*r->hdr), VRING_DESC_F_NEXT, 1);
-	desc_set(&d[1], r->status_gpa, 1, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
-	desc_set(&d[2], r->data_gpa, r->data_len, 0, 0);
+	fe_desc_set(&d[0], r->hdr_gpa, sizeof(*r->hdr), VRING_DESC_F_NEXT, 1);
+	fe_desc_set(&d[1], r->status_gpa, 1, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	fe_desc_set(&d[2], r->data_gpa, r->data_len, 0, 0);
 	submit_one(h, r, 0);
 }
 
@@ -578,8 +531,8 @@ static void run_no_status(struct hostile *h)
 	struct vring_desc *d = h->vq->desc;
 
 	/* A write of header and data and nothing device-writable: no status can be returned. */
-	desc_set(&d[0], r->hdr_gpa, sizeof(*r->hdr), VRING_DESC_F_NEXT, 1);
-	desc_set(&d[1], r->data_gpa, r->data_len, 0, 0);
+	fe_desc_set(&d[0], r->hdr_gpa, sizeof(*r->hdr), VRING_DESC_F_NEXT, 1);
+	fe_desc_set(&d[1], r->data_gpa, r->data_len, 0, 0);
 	submit_one(h, r, 0);
 }
 
@@ -631,7 +584,7 @@ static void run_beyond_volume(struct hostile *h)
 
 		r->check_from = reqs[i].check_from;
 		hreq_chain(h, r, (uint16_t)(3 * i));
-		avail_add(h->vq, r->head);
+		fe_avail_add(h->vq, r->head);
 	}
 	judge_requests(h);
 }
@@ -647,8 +600,8 @@ static void run_wrong_direction(struct hostile *h)
 	r->check_from = 0;
 	hreq_chain(h, w, 0);
 	hreq_chain(h, r, 3);
-	avail_add(h->vq, w->head);
-	avail_add(h->vq, r->head);
+	fe_avail_add(h->vq, w->head);
+	fe_avail_add(h->vq, r->head);
 	judge_requests(h);
 }
 
@@ -813,27 +766,11 @@ static bool proc_alive(pid_t pid)
 	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
 }
 
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static int report(const char *mode, enum outcome got, enum outcome want, const char *detail)
 {
 	printf("{\"mode\":\"%s\",\"outcome\":\"%s\",\"expected\":\"%s\",\"detail\":", mode, outcome_names[got],
 	       outcome_names[want]);
-	json_string(stdout, detail);
+	fe_json_string(stdout, detail);
 	printf("}\n");
 	fflush(stdout);
 	return got == want ? 0 : 1;

@@ -43,9 +43,12 @@ for conf in "$tmp"/*.conf; do
   done
 done
 # The XML really carries what the configuration asked for (a check that could fail).
-"$DDTK" -c "$tmp/passthrough.conf" xml dd | grep -q "<address domain=\"0x0000\" bus=\"0x03\" slot=\"0x00\" function=\"0x0\"/>" ||
+# (grep reads variables, not pipes: grep -q would quit early, and ddtk's SIGPIPE fail the pipeline)
+dd_xml=$("$DDTK" -c "$tmp/passthrough.conf" xml dd)
+grep -q "<address domain=\"0x0000\" bus=\"0x03\" slot=\"0x00\" function=\"0x0\"/>" <<<"$dd_xml" ||
   { echo "FAIL: passthrough NIC address missing"; exit 1; }
-"$DDTK" -c "$tmp/passthrough.conf" xml web | grep -q "<source type=\"unix\" path=\"/run/ddtk/web-blk.sock\">" ||
+web_xml=$("$DDTK" -c "$tmp/passthrough.conf" xml web)
+grep -q "<source type=\"unix\" path=\"/run/ddtk/web-blk.sock\">" <<<"$web_xml" ||
   { echo "FAIL: the client's vhost-user disk is missing"; exit 1; }
 # A KVM domain where /dev/kvm is usable; elsewhere `accel = kvm` must be refused with a clear error.
 sed -i 's/^accel = tcg/accel = kvm/' "$tmp/emulated.conf"

@@ -228,10 +228,12 @@ static struct io_uring_sqe *get_sqe(void)
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&blk.ring);
 
 	if (!sqe) {
-		/* The submission ring is full: hand it to the kernel and take the room back. */
+		/* The submission ring is full: hand it to the kernel, which takes every entry. No reap()
+		 * here: we may be inside one (a completion that submits its fallback), whose peeked CQEs
+		 * would be completed twice, or half-way through a request's operations, which could
+		 * then finish before its last operation is even submitted. */
 		io_uring_submit(&blk.ring);
 		blk.sq_pending = 0;
-		reap();
 		sqe = io_uring_get_sqe(&blk.ring);
 	}
 	if (sqe)
@@ -311,7 +313,7 @@ static void op_complete(struct blk_op *op, int res)
 			exp->zero_range_unsupported = true;
 			op->kind = BLK_OP_ZERO_BY_PUNCH;
 			op_submit(op);
-			return;
+			break; /* when op_submit failed, the request may be complete now */
 		}
 		__attribute__((fallthrough));
 	case BLK_OP_ZERO_BY_PUNCH:
