@@ -256,7 +256,7 @@ done
 mkdir -p "$out_dir"
 places=$(IFS=';'; echo "${where[*]}")
 description="backing file ${size_mib} MiB (${places//;/; }), buffered I/O for every system (tmpfs has no O_DIRECT; ext4 the same so the two compare), page cache warmed before every job; \
-ddtk-blk defaults (one io_uring, busy-polls the rings up to 50 µs after work, adaptive); \
+ddtk-blk defaults (one io_uring, busy-polls the rings up to 200 µs after work, adaptive); \
 qemu-storage-daemon $(qemu-storage-daemon --version 2>/dev/null | head -n 1 | awk '{print $3}') vhost-user-blk export, cache.direct=off, aio=$qsd_aio, 1 queue, main loop; \
 vhost-user systems driven by vu-blk-frontend (1 queue of 256, EVENT_IDX and INDIRECT_DESC as the back-end offers); \
 io_uring limit: fio $(fio --version 2>/dev/null) ioengine=io_uring direct=0 invalidate=0 thread norandommap on the backing file; \

@@ -31,7 +31,7 @@
 #define BLK_SEG_MAX 256            /* data segments per request; VU_ELEM_MAX_IOV leaves room to split */
 #define BLK_RING_ENTRIES 1024
 #define BLK_MAX_DISCARD_SECTORS (UINT32_C(1) << 22)
-#define BLK_DEFAULT_POLL_US 50
+#define BLK_DEFAULT_POLL_US 200
 #define BLK_MAX_POLL_US 1000
 #define BLK_POLL_ROUND_NS 1000000 /* back to epoll at least this often while polling */
 
