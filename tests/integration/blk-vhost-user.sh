@@ -84,6 +84,11 @@ expect_eq "guard regions after fstrim" "$(guard_sum)" "$guard_before"
 # (fault injection); it replaces the first one with a plain restart, which QEMU also rides out.
 stop_blk
 start_blk DDTK_BLK_FAULT_DELAY_MS=20
+# Until QEMU has reconnected (within a second), requests would wait in the guest, not in ddtk-blk.
+for _ in $(seq 100); do
+  [ "$(grep -c 'front-end connected' "$TEST_TMP/ddtk-blk.log")" -ge 2 ] && break
+  sleep 0.1
+done
 in_vm a "dmesg -c >/dev/null; (fio --name=crash $fio_common --rw=randwrite --bs=4k --iodepth=8 --size=96M --offset=0 \
   > /root/fio.out 2>&1; echo \$? > /root/fio.rc) >/dev/null 2>&1 &" >/dev/null
 # Kill only once the guest has writes in flight (fio under TCG takes a while to start).
