@@ -62,29 +62,15 @@ static const struct vu_backend_ops be_ops = {
 /* Gives msg the fds its request wants, as QEMU would send them. */
 static void add_fds(struct vu_msg *msg)
 {
-	unsigned want = 0;
 	const struct vu_msg_rule *rule = vu_msg_rule(msg->hdr.request);
+	int want;
 
 	if (!rule || msg->nfds)
 		return;
-	switch (rule->fds) {
-	case VU_FDS_NONE:
-	case _VU_FDS_LAST:
-		break;
-	case VU_FDS_ONE:
-		want = 1;
-		break;
-	case VU_FDS_VRING:
-		want = (msg->payload.u64 & VU_VRING_NOFD) ? 0 : 1;
-		break;
-	case VU_FDS_MEMORY:
-		want = 1;
-		break;
-	case VU_FDS_MEM_TABLE:
-		want = msg->payload.memory.nregions <= VU_MAX_FDS ? msg->payload.memory.nregions : 0;
-		break;
-	}
-	for (unsigned i = 0; i < want; i++) {
+	want = vu_msg_expected_fds(msg, true);
+	if (want > VU_MAX_FDS)
+		return; /* a region count the check rejects anyway */
+	for (int i = 0; i < want; i++) {
 		int fd;
 
 		if (rule->fds == VU_FDS_VRING) {

@@ -105,30 +105,27 @@ static int check_size(const struct vu_msg *msg, enum vu_size_rule rule)
 	return -EMSGSIZE;
 }
 
-static int check_fds(const struct vu_msg *msg, enum vu_fd_rule rule, bool memory_fds)
+int vu_msg_expected_fds(const struct vu_msg *msg, bool memory_fds)
 {
-	unsigned want = 0;
+	const struct vu_msg_rule *rule = vu_msg_rule(msg->hdr.request);
 
-	switch (rule) {
+	if (!rule)
+		return -EOPNOTSUPP;
+	switch (rule->fds) {
 	case VU_FDS_NONE:
-		want = 0;
-		break;
+		return 0;
 	case VU_FDS_ONE:
-		want = 1;
-		break;
+		return 1;
 	case VU_FDS_VRING:
-		want = (msg->payload.u64 & VU_VRING_NOFD) ? 0 : 1;
-		break;
+		return (msg->payload.u64 & VU_VRING_NOFD) ? 0 : 1;
 	case VU_FDS_MEM_TABLE:
-		want = memory_fds ? msg->payload.memory.nregions : 0;
-		break;
+		return memory_fds ? (int)msg->payload.memory.nregions : 0;
 	case VU_FDS_MEMORY:
-		want = memory_fds ? 1 : 0;
-		break;
+		return memory_fds ? 1 : 0;
 	case _VU_FDS_LAST:
-		return -EBADF;
+		break;
 	}
-	return msg->nfds == want ? 0 : -EBADF;
+	return -EBADF;
 }
 
 int vu_msg_check(const struct vu_msg *msg, bool memory_fds)
@@ -146,7 +143,8 @@ int vu_msg_check(const struct vu_msg *msg, bool memory_fds)
 	r = check_size(msg, rule->size);
 	if (r < 0)
 		return r;
-	return check_fds(msg, rule->fds, memory_fds);
+	r = vu_msg_expected_fds(msg, memory_fds);
+	return r >= 0 && msg->nfds == (unsigned)r ? 0 : -EBADF;
 }
 
 void vu_msg_close_fds(struct vu_msg *msg)

@@ -48,6 +48,10 @@ const char *vu_request_name(uint32_t request);
  * number of fds. */
 int vu_msg_check(const struct vu_msg *msg, bool memory_fds);
 
+/* How many fds msg must carry, by its request's rule and payload (the memory table's region
+ * count, a vring message's NOFD bit); -EOPNOTSUPP for an unknown request. */
+int vu_msg_expected_fds(const struct vu_msg *msg, bool memory_fds);
+
 /* Closes the fds still held by msg. */
 void vu_msg_close_fds(struct vu_msg *msg);
 
