@@ -687,9 +687,15 @@ static void blk_queue_stop(void *backend, struct vu_vq *vq)
 			delay_run(true);
 			continue;
 		}
+		int r = io_uring_submit_and_wait(&blk.ring, 1);
+
 		blk.sq_pending = 0;
-		if (io_uring_submit_and_wait(&blk.ring, 1) < 0 && errno != EINTR)
-			break;
+		/* Giving up here would unmap memory the kernel may still write into, possibly after
+		 * another client's memory is mapped there: a ring that cannot be waited on is fatal. */
+		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+			fprintf(stderr, "ddtk-blk: cannot wait for I/O in flight (%s); exiting\n", strerror(-r));
+			exit(EXIT_FAILURE);
+		}
 		reap();
 	}
 	notify_all();
