@@ -95,7 +95,6 @@ struct blk_export {
 
 static struct {
 	struct io_uring ring;
-	unsigned sq_pending;              /* SQEs prepared, not submitted */
 	int ring_efd;
 	struct vu_watch ring_watch;
 	struct vu_loop loop;
@@ -233,11 +232,8 @@ static struct io_uring_sqe *get_sqe(void)
 		 * would be completed twice, or half-way through a request's operations, which could
 		 * then finish before its last operation is even submitted. */
 		io_uring_submit(&blk.ring);
-		blk.sq_pending = 0;
 		sqe = io_uring_get_sqe(&blk.ring);
 	}
-	if (sqe)
-		blk.sq_pending++;
 	return sqe;
 }
 
@@ -347,18 +343,15 @@ static void reap(void)
 	}
 }
 
-/* Submits what the callbacks prepared, completes what is done, notifies drivers once each. */
+/* Submits what the callbacks prepared, completes what is done, notifies drivers once each. What
+ * the kernel did not take (a transient -EBUSY) stays in the ring and goes with the next submit. */
 static void flush_io(void)
 {
-	if (blk.sq_pending) {
-		blk.sq_pending = 0;
+	if (io_uring_sq_ready(&blk.ring))
 		io_uring_submit(&blk.ring);
-	}
 	reap();
-	if (blk.sq_pending) {
-		blk.sq_pending = 0;
+	if (io_uring_sq_ready(&blk.ring))
 		io_uring_submit(&blk.ring);
-	}
 	notify_all();
 }
 
@@ -689,7 +682,6 @@ static void blk_queue_stop(void *backend, struct vu_vq *vq)
 		}
 		int r = io_uring_submit_and_wait(&blk.ring, 1);
 
-		blk.sq_pending = 0;
 		/* Giving up here would unmap memory the kernel may still write into, possibly after
 		 * another client's memory is mapped there: a ring that cannot be waited on is fatal. */
 		if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
