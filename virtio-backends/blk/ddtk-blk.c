@@ -271,6 +271,13 @@ static void op_submit(struct blk_op *op)
 	r->pending++;
 }
 
+/* The backing failed an operation: the request ends with IOERR, and the log says what and why. */
+static void op_failed(struct blk_request *r, const char *what, const char *why)
+{
+	fprintf(stderr, "%s: %s: %s\n", r->q->exp->srv.name, what, why);
+	r->status = VIRTIO_BLK_S_IOERR;
+}
+
 static void op_complete(struct blk_op *op, int res)
 {
 	struct blk_request *r = op->req;
@@ -282,26 +289,23 @@ static void op_complete(struct blk_op *op, int res)
 	case BLK_OP_WRITE:
 		/* io_uring returns short counts only at end of file: the backing shrank. */
 		if (res < 0 || (uint64_t)res != op->len) {
-			fprintf(stderr, "%s: %s of %" PRIu64 " bytes at %" PRIu64 ": %s\n", exp->srv.name,
-				op->kind == BLK_OP_READ ? "read" : "write", op->len, op->offset,
-				res < 0 ? strerror(-res) : "short transfer");
-			r->status = VIRTIO_BLK_S_IOERR;
+			char what[96];
+
+			snprintf(what, sizeof(what), "%s of %" PRIu64 " bytes at %" PRIu64,
+				 op->kind == BLK_OP_READ ? "read" : "write", op->len, op->offset);
+			op_failed(r, what, res < 0 ? strerror(-res) : "short transfer");
 		} else if (op->kind == BLK_OP_READ) {
 			r->written = (uint32_t)res;
 		}
 		break;
 	case BLK_OP_FLUSH:
-		if (res < 0) {
-			fprintf(stderr, "%s: flush: %s\n", exp->srv.name, strerror(-res));
-			r->status = VIRTIO_BLK_S_IOERR;
-		}
+		if (res < 0)
+			op_failed(r, "flush", strerror(-res));
 		break;
 	case BLK_OP_DISCARD:
 		/* Discard is a hint: a backing that cannot punch holes just keeps the data. */
-		if (res < 0 && res != -EOPNOTSUPP) {
-			fprintf(stderr, "%s: discard: %s\n", exp->srv.name, strerror(-res));
-			r->status = VIRTIO_BLK_S_IOERR;
-		}
+		if (res < 0 && res != -EOPNOTSUPP)
+			op_failed(r, "discard", strerror(-res));
 		break;
 	case BLK_OP_ZERO:
 		if (res == -EOPNOTSUPP && !exp->vol.is_blockdev) {
@@ -313,10 +317,8 @@ static void op_complete(struct blk_op *op, int res)
 		}
 		__attribute__((fallthrough));
 	case BLK_OP_ZERO_BY_PUNCH:
-		if (res < 0) {
-			fprintf(stderr, "%s: write-zeroes: %s\n", exp->srv.name, strerror(-res));
-			r->status = VIRTIO_BLK_S_IOERR;
-		}
+		if (res < 0)
+			op_failed(r, "write-zeroes", strerror(-res));
 		break;
 	case _BLK_OP_LAST:
 		break;
