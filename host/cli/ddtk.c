@@ -1,5 +1,5 @@
 /* ddtk: the command line of the driver-domain toolkit. Brings an instance's VMs up and down through
- * libvirt, shows their state, runs commands inside them and prints their generated XML. */
+ * libvirt, shows their state, runs commands inside them and prints their generated XML and MACs. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -34,6 +34,8 @@ static void usage(FILE *f)
 		"                          (124: timed out, 125: could not run it)\n"
 		"  log [-n LINES] VM       the end of VM's console log\n"
 		"  xml VM                  the libvirt domain XML ddtk generates for VM\n"
+		"  mac CLIENT              the MAC of CLIENT's NIC (its mac =, else the one derived from\n"
+		"                          the instance and client names)\n"
 		"\n"
 		"Options:\n"
 		"  -c, --config FILE       configuration (default $DDTK_CONFIG, else %s/ddtk.conf if it\n"
@@ -244,6 +246,20 @@ static int cmd_xml(struct vmm *m, const char *vm)
 	return 0;
 }
 
+static int cmd_mac(const struct ddtk_config *cfg, const char *name)
+{
+	const struct ddtk_client_config *c = ddtk_config_client(cfg, name);
+	if (!c) {
+		fprintf(stderr, "ddtk: mac: no client named '%s' in instance %s\n", name, cfg->instance);
+		return 1;
+	}
+	struct ddtk_mac mac;
+	char text[DDTK_MAC_STR_LEN];
+	ddtk_config_client_mac(cfg, c, &mac);
+	printf("%s\n", ddtk_mac_format(&mac, text));
+	return 0;
+}
+
 static int config_read(const char *path, const char *instance, const char *accel, struct ddtk_config *cfg)
 {
 	struct ddtk_err err;
@@ -308,6 +324,9 @@ int main(int argc, char **argv)
 	struct ddtk_config cfg;
 	if (config_read(config_path, instance, accel, &cfg))
 		return 1;
+	/* Only the configuration: no accelerator to resolve, no libvirt. */
+	if (strcmp(cmd, "mac") == 0 && sub_argc == 2)
+		return cmd_mac(&cfg, sub_argv[1]);
 	bool needs_libvirt = strcmp(cmd, "xml") != 0 && strcmp(cmd, "log") != 0;
 	struct vmm m;
 	struct ddtk_err err;

@@ -67,6 +67,73 @@ int ddtk_pci_addr_parse(const char *s, struct ddtk_pci_addr *ret_addr)
 	return 0;
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int ddtk_mac_parse(const char *s, struct ddtk_mac *ret_mac)
+{
+	struct ddtk_mac mac;
+	/* Exactly six pairs of hex digits with colons: sscanf("%hhx") would also take signs, spaces
+	 * and single digits. */
+	if (strlen(s) != DDTK_MAC_STR_LEN - 1)
+		return -EINVAL;
+	for (size_t i = 0; i < DDTK_MAC_LEN; i++) {
+		int hi = hex_digit(s[3 * i]), lo = hex_digit(s[3 * i + 1]);
+		if (hi < 0 || lo < 0 || (i + 1 < DDTK_MAC_LEN && s[3 * i + 2] != ':'))
+			return -EINVAL;
+		mac.bytes[i] = (uint8_t)(hi << 4 | lo);
+	}
+	static const struct ddtk_mac zero;
+	/* The I/G bit (lowest bit of the first octet) marks group addresses; broadcast is one of them. */
+	if ((mac.bytes[0] & 0x01) || memcmp(&mac, &zero, sizeof(mac)) == 0)
+		return -EADDRNOTAVAIL;
+	*ret_mac = mac;
+	return 0;
+}
+
+char *ddtk_mac_format(const struct ddtk_mac *mac, char buf[static DDTK_MAC_STR_LEN])
+{
+	const uint8_t *b = mac->bytes;
+	snprintf(buf, DDTK_MAC_STR_LEN, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+	return buf;
+}
+
+/* 64-bit FNV-1a, continued from h over the bytes of s. */
+static uint64_t fnv1a_64(uint64_t h, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ull;
+	return h;
+}
+
+void ddtk_mac_derive(const char *instance, const char *name, struct ddtk_mac *ret_mac)
+{
+	uint64_t h = fnv1a_64(fnv1a_64(fnv1a_64(0xcbf29ce484222325ull, instance), "/"), name);
+	/* 0x02: locally administered (U/L bit set), unicast (I/G bit clear), so it cannot collide
+	 * with a vendor's address. The top five bytes of the hash: the multiplication carries every
+	 * input bit upwards only, so the high bits are the well-mixed ones. */
+	ret_mac->bytes[0] = 0x02;
+	for (int i = 0; i < 5; i++)
+		ret_mac->bytes[1 + i] = (uint8_t)(h >> (56 - 8 * i));
+}
+
+void ddtk_config_client_mac(const struct ddtk_config *cfg, const struct ddtk_client_config *c,
+			    struct ddtk_mac *ret_mac)
+{
+	if (c->has_mac)
+		*ret_mac = c->mac;
+	else
+		ddtk_mac_derive(cfg->instance, c->name, ret_mac);
+}
+
 static int parse_uint(const char *v, uint64_t min, uint64_t max, uint64_t *ret)
 {
 	char *end;
@@ -167,6 +234,7 @@ static int parse_clients(struct ddtk_config *cfg, const char *v, struct ddtk_err
 		c->memory_mib = 512;
 		c->vcpus = 1;
 		c->vhost_user_blk_queues = 1;
+		c->vhost_user_net_queues = 1;
 	}
 	return 0;
 }
@@ -271,6 +339,35 @@ static int handle_client(struct parse_state *st, const char *client, const char 
 	}
 	if (strcmp(name, "vhost-user-blk-queues") == 0)
 		return parse_vcpus(v, &c->vhost_user_blk_queues);
+	if (strcmp(name, "vhost-user-net") == 0) {
+		c->vhost_user_net[0] = '\0';
+		return v[0] ? copy_path(c->vhost_user_net, sizeof(c->vhost_user_net), v) : 0;
+	}
+	if (strcmp(name, "vhost-user-net-queues") == 0) {
+		uint64_t x;
+		if (parse_uint(v, 1, DDTK_NET_QUEUES_MAX, &x) < 0)
+			return ddtk_err_set(st->err, -ERANGE,
+					    "[client.%s] vhost-user-net-queues must be 1 to %d (queue pairs), not '%s'",
+					    client, DDTK_NET_QUEUES_MAX, v);
+		c->vhost_user_net_queues = (unsigned)x;
+		return 0;
+	}
+	if (strcmp(name, "mac") == 0) {
+		if (!v[0]) {
+			c->has_mac = false; /* derived from the instance and client names */
+			return 0;
+		}
+		int r = ddtk_mac_parse(v, &c->mac);
+		if (r == -EINVAL)
+			return ddtk_err_set(st->err, r, "[client.%s] mac '%s' is not of the form XX:XX:XX:XX:XX:XX",
+					    client, v);
+		if (r < 0)
+			return ddtk_err_set(st->err, r,
+					    "[client.%s] mac '%s' is not a unicast address (zero, multicast or "
+					    "broadcast); a NIC needs one, e.g. with first octet 02", client, v);
+		c->has_mac = true;
+		return 0;
+	}
 	return -ENOKEY;
 }
 

@@ -17,10 +17,17 @@
 #define DDTK_VCPUS_MAX 64
 #define DDTK_DISK_MIB_MAX (64ull * 1024u * 1024u)
 #define DDTK_BOOT_TIMEOUT_MAX 3600
+#define DDTK_NET_QUEUES_MAX 16    /* queue pairs of a client's vhost-user-net NIC */
+#define DDTK_MAC_LEN 6
+#define DDTK_MAC_STR_LEN 18       /* "xx:xx:xx:xx:xx:xx" and its NUL */
 
 struct ddtk_pci_addr {
 	uint16_t domain;
 	uint8_t bus, slot, function;
+};
+
+struct ddtk_mac {
+	uint8_t bytes[DDTK_MAC_LEN];
 };
 
 /* A device of the driver domain: emulated by QEMU (tests, demos) or a host PCI device passed
@@ -53,6 +60,14 @@ struct ddtk_client_config {
 	/* A vhost-user-blk socket (a host-mode ddtk-blk) the client gets as its disk vda; empty: none. */
 	char vhost_user_blk[DDTK_PATH_MAX];
 	unsigned vhost_user_blk_queues;
+	/* A vhost-user-net socket (e.g. ddtk-net) the client gets as its NIC; empty: none. Its queue
+	 * pairs, 1..DDTK_NET_QUEUES_MAX. */
+	char vhost_user_net[DDTK_PATH_MAX];
+	unsigned vhost_user_net_queues;
+	/* The NIC's MAC when `mac =` sets it; otherwise ddtk_config_client_mac() derives one, which
+	 * depends on the instance name (known only once the file and the command line are read). */
+	bool has_mac;
+	struct ddtk_mac mac;
 };
 
 struct ddtk_config {
@@ -79,3 +94,15 @@ int ddtk_config_load_string(struct ddtk_config *cfg, const char *text, struct dd
 bool ddtk_name_valid(const char *name);
 int ddtk_pci_addr_parse(const char *s, struct ddtk_pci_addr *ret_addr);
 const struct ddtk_client_config *ddtk_config_client(const struct ddtk_config *cfg, const char *name);
+
+/* A unicast MAC as xx:xx:xx:xx:xx:xx (either case): -EINVAL when malformed, -EADDRNOTAVAIL when
+ * all zeros, multicast or broadcast, which no NIC may have. */
+int ddtk_mac_parse(const char *s, struct ddtk_mac *ret_mac);
+/* Lowercase xx:xx:xx:xx:xx:xx into buf; returns buf. */
+char *ddtk_mac_format(const struct ddtk_mac *mac, char buf[static DDTK_MAC_STR_LEN]);
+/* The default MAC of client NAME of instance INSTANCE: locally administered unicast (first octet
+ * 0x02), the other five octets from FNV-1a of "INSTANCE/NAME". Stable across runs and hosts. */
+void ddtk_mac_derive(const char *instance, const char *name, struct ddtk_mac *ret_mac);
+/* The MAC of client c's NIC: its `mac =` or, when unset, ddtk_mac_derive(cfg->instance, c->name). */
+void ddtk_config_client_mac(const struct ddtk_config *cfg, const struct ddtk_client_config *c,
+			    struct ddtk_mac *ret_mac);

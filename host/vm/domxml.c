@@ -160,6 +160,29 @@ static void write_vhost_user_disk(struct xw *x, const struct vm_spec *s)
 	xw_end(x);
 }
 
+/* A virtio-net NIC served by a vhost-user back-end (ddtk-net). QEMU is the socket's client and
+ * reconnects when the back-end restarts; the guest sees the link drop and come back. */
+static void write_vhost_user_nic(struct xw *x, const struct vm_spec *s)
+{
+	char mac[DDTK_MAC_STR_LEN], queues[16];
+
+	snprintf(queues, sizeof(queues), "%u", s->vhost_user_net_queues ? s->vhost_user_net_queues : 1);
+	xw_start(x, "interface");
+	xw_attr(x, "type", "vhostuser");
+	xw_empty(x, "mac", "address", ddtk_mac_format(&s->mac, mac), XW_END);
+	xw_start(x, "source");
+	xw_attr(x, "type", "unix");
+	xw_attr(x, "path", s->vhost_user_net);
+	xw_attr(x, "mode", "client");
+	xw_empty(x, "reconnect", "enabled", "yes", "timeout", "1", XW_END);
+	xw_end(x);
+	xw_empty(x, "model", "type", "virtio", XW_END);
+	/* 256 entries per ring, QEMU's default for vhost-user, written out so that the back-end's
+	 * ring limit is visible here. */
+	xw_empty(x, "driver", "queues", queues, "rx_queue_size", "256", "tx_queue_size", "256", XW_END);
+	xw_end(x);
+}
+
 static void write_domain(struct xw *x, const struct vm_spec *s)
 {
 	char num[32];
@@ -225,6 +248,8 @@ static void write_domain(struct xw *x, const struct vm_spec *s)
 		write_dd_devices(x, s);
 	if (s->role == VM_ROLE_CLIENT && s->vhost_user_blk && s->vhost_user_blk[0])
 		write_vhost_user_disk(x, s);
+	if (s->role == VM_ROLE_CLIENT && s->vhost_user_net && s->vhost_user_net[0])
+		write_vhost_user_nic(x, s);
 	write_channel(x, AGENT_PORT_NAME);
 	xw_start(x, "serial");
 	xw_attr(x, "type", "pty");

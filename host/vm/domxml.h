@@ -31,6 +31,11 @@ struct vm_spec {
 	/* Client only: a vhost-user-blk socket for disk vda (NULL or "": none), its queue count. */
 	const char *vhost_user_blk;
 	unsigned vhost_user_blk_queues;
+	/* Client only: a vhost-user-net socket for its NIC (NULL or "": none), its queue pairs and
+	 * the NIC's MAC. */
+	const char *vhost_user_net;
+	unsigned vhost_user_net_queues;
+	struct ddtk_mac mac;
 	/* Driver domain only. */
 	const struct ddtk_device *nic, *disk;
 	const char *disk_image;         /* emulated disk */

@@ -96,6 +96,9 @@ int vmm_vm_get(const struct vmm *m, const char *vm, struct vmm_vm *ret_vm, struc
 	if (client) {
 		s->vhost_user_blk = client->vhost_user_blk;
 		s->vhost_user_blk_queues = client->vhost_user_blk_queues;
+		s->vhost_user_net = client->vhost_user_net;
+		s->vhost_user_net_queues = client->vhost_user_net_queues;
+		ddtk_config_client_mac(cfg, client, &s->mac);
 	} else {
 		s->nic = &cfg->dd.nic;
 		s->disk = &cfg->dd.disk;

@@ -113,13 +113,16 @@ image_inputs_key() {
 }
 
 # Builds an image. The caller sets IMAGE_ROLE, IMAGE_MODULES (array), IMAGE_PROGRAMS (array, may be
-# empty), IMAGE_INIT (its /init), IMAGE_HOSTNAME, and may define image_customize ROOT for extra
-# steps. Arguments: OUTDIR CACHEDIR AGENT_BINARY [STAMP]. Writes OUTDIR/vmlinuz, OUTDIR/initrd.gz
-# and OUTDIR/kernel-version; does nothing when no input changed since the last build.
+# empty), IMAGE_INIT (its /init), IMAGE_HOSTNAME, and may set IMAGE_BINARIES (array: statically
+# linked programs of ours, built by meson, installed as /usr/bin/NAME without libraries) and define
+# image_customize ROOT for extra steps. Arguments: OUTDIR CACHEDIR AGENT_BINARY [STAMP]. Writes
+# OUTDIR/vmlinuz, OUTDIR/initrd.gz and OUTDIR/kernel-version; does nothing when no input changed
+# since the last build.
 image_build() {
   local out=$1 cache=$2 agent=$3 stamp=${4:-}
   local key
-  key=$(image_inputs_key "$0" "${BASH_SOURCE[0]}" "$IMAGE_INIT" "$agent" ${IMAGE_PROGRAMS[@]+"${IMAGE_PROGRAMS[@]}"})
+  key=$(image_inputs_key "$0" "${BASH_SOURCE[0]}" "$IMAGE_INIT" "$agent" ${IMAGE_PROGRAMS[@]+"${IMAGE_PROGRAMS[@]}"} \
+        ${IMAGE_BINARIES[@]+"${IMAGE_BINARIES[@]}"})
   if [ -f "$out/initrd.gz" ] && [ "$(cat "$out/.key" 2>/dev/null)" = "$key" ]; then
     image_log "up to date ($out)"
   else
@@ -140,6 +143,11 @@ image_build() {
     fi
     install -m 0755 "$IMAGE_INIT" "$root/init"
     install -m 0755 "$agent" "$root/sbin/ddtk-guest-agent"
+    local b
+    for b in ${IMAGE_BINARIES[@]+"${IMAGE_BINARIES[@]}"}; do
+      image_log "adding $(basename "$b")"
+      install -m 0755 "$b" "$root/usr/bin/$(basename "$b")"
+    done
     echo "$IMAGE_HOSTNAME" > "$root/etc/hostname"
     if declare -F image_customize >/dev/null; then
       image_customize "$root"

@@ -55,7 +55,10 @@ static void test_full_file(void **state)
 			      "memory = 768\n"
 			      "vcpus = 2\n"
 			      "vhost-user-blk = /run/ddtk/db.sock\n"
-			      "vhost-user-blk-queues = 4\n"), 0);
+			      "vhost-user-blk-queues = 4\n"
+			      "vhost-user-net = /run/ddtk/db-net.sock\n"
+			      "vhost-user-net-queues = 16\n"
+			      "mac = 02:AB:cd:00:00:01\n"), 0);
 	assert_string_equal(cfg.instance, "ci-7");
 	assert_int_equal(cfg.accel, VM_ACCEL_TCG);
 	assert_string_equal(cfg.state_dir, "/tmp/ddtk-state");
@@ -81,6 +84,16 @@ static void test_full_file(void **state)
 	assert_string_equal(ddtk_config_client(&cfg, "web")->vhost_user_blk, "");
 	assert_int_equal(ddtk_config_client(&cfg, "web")->vhost_user_blk_queues, 1);
 	assert_int_equal(ddtk_config_client(&cfg, "web")->memory_mib, 512);
+	assert_string_equal(db->vhost_user_net, "/run/ddtk/db-net.sock");
+	assert_int_equal(db->vhost_user_net_queues, 16);
+	assert_true(db->has_mac);
+	char text[DDTK_MAC_STR_LEN];
+	struct ddtk_mac mac;
+	ddtk_config_client_mac(&cfg, db, &mac);
+	assert_string_equal(ddtk_mac_format(&mac, text), "02:ab:cd:00:00:01");
+	assert_string_equal(ddtk_config_client(&cfg, "web")->vhost_user_net, "");
+	assert_int_equal(ddtk_config_client(&cfg, "web")->vhost_user_net_queues, 1);
+	assert_false(ddtk_config_client(&cfg, "web")->has_mac);
 	assert_null(ddtk_config_client(&cfg, "dd"));
 }
 
@@ -104,6 +117,19 @@ static void test_errors(void **state)
 		{ "[ddtk]\nstate-dir = relative/path\n", ":2:", "invalid value" },
 		{ "[ddtk]\nclients = a\n[client.a]\nvhost-user-blk = blk.sock\n", ":4:", "invalid value" },
 		{ "[ddtk]\nclients = a\n[client.a]\nvhost-user-blk-queues = 0\n", ":4:", "invalid value" },
+		{ "[ddtk]\nclients = a\n[client.a]\nvhost-user-net = net.sock\n", ":4:", "invalid value" },
+		{ "[ddtk]\nclients = a\n[client.a]\nvhost-user-net-queues = 0\n", ":4:",
+		  "[client.a] vhost-user-net-queues must be 1 to 16" },
+		{ "[ddtk]\nclients = a\n[client.a]\nvhost-user-net-queues = 17\n", ":4:",
+		  "[client.a] vhost-user-net-queues must be 1 to 16" },
+		{ "[ddtk]\nclients = a\n[client.a]\nvhost-user-net-queues = 2x\n", ":4:",
+		  "vhost-user-net-queues must be" },
+		{ "[ddtk]\nclients = a\n[client.a]\nmac = 02:00:00:00:00\n", ":4:",
+		  "[client.a] mac '02:00:00:00:00' is not of the form" },
+		{ "[ddtk]\nclients = a\n[client.a]\nmac = 01:00:5e:00:00:01\n", ":4:",
+		  "[client.a] mac '01:00:5e:00:00:01' is not a unicast address" },
+		{ "[ddtk]\nclients = a\n[client.a]\nmac = ff:ff:ff:ff:ff:ff\n", ":4:", "not a unicast address" },
+		{ "[ddtk]\nclients = a\n[client.a]\nmac = 00:00:00:00:00:00\n", ":4:", "not a unicast address" },
 		{ "[ddtk]\nboot-timeout = 0\n", ":2:", "invalid value" },
 		{ "[ddtk]\nboot-timeout = 12x\n", ":2:", "invalid value" },
 		{ "[driver-domain]\nmemory = 8\n", ":2:", "invalid value '8' for memory" },
@@ -154,6 +180,78 @@ static void test_file(void **state)
 	assert_string_equal(cfg.instance, "fromfile");
 }
 
+static void test_mac_parse(void **state)
+{
+	struct ddtk_mac mac = { { 9, 9, 9, 9, 9, 9 } };
+	char text[DDTK_MAC_STR_LEN];
+	assert_int_equal(ddtk_mac_parse("52:54:00:Ab:cD:ef", &mac), 0);
+	assert_string_equal(ddtk_mac_format(&mac, text), "52:54:00:ab:cd:ef");
+	static const char *const malformed[] = {
+		"", "52:54:00:ab:cd", "52:54:00:ab:cd:ef:", "52-54-00-ab-cd-ef", "5:54:00:ab:cd:eff",
+		" 2:54:00:ab:cd:ef", "+2:54:00:ab:cd:ef", "52:54:00:ab:cd:eg", "525400abcdef12345",
+	};
+	for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
+		if (ddtk_mac_parse(malformed[i], &mac) != -EINVAL)
+			fail_msg("'%s' parsed", malformed[i]);
+	/* Group addresses and zero are refused; the output is untouched on failure. */
+	assert_int_equal(ddtk_mac_parse("01:00:5e:00:00:01", &mac), -EADDRNOTAVAIL);
+	assert_int_equal(ddtk_mac_parse("33:33:00:00:00:01", &mac), -EADDRNOTAVAIL);
+	assert_int_equal(ddtk_mac_parse("FF:FF:FF:FF:FF:FF", &mac), -EADDRNOTAVAIL);
+	assert_int_equal(ddtk_mac_parse("00:00:00:00:00:00", &mac), -EADDRNOTAVAIL);
+	assert_string_equal(ddtk_mac_format(&mac, text), "52:54:00:ab:cd:ef");
+}
+
+static void test_mac_derive(void **state)
+{
+	struct ddtk_mac a, a2, b, other_instance;
+	char text[DDTK_MAC_STR_LEN];
+	ddtk_mac_derive("demo", "a", &a);
+	ddtk_mac_derive("demo", "a", &a2);
+	ddtk_mac_derive("demo", "b", &b);
+	ddtk_mac_derive("demo2", "a", &other_instance);
+	/* Pinned: a MAC that changes between builds would break the guests' neighbour caches and any
+	 * filter written for it. FNV-1a-64("demo/a") = 0xe02a0d66aa36bb8e. */
+	assert_string_equal(ddtk_mac_format(&a, text), "02:e0:2a:0d:66:aa");
+	assert_memory_equal(&a, &a2, sizeof(a));
+	assert_memory_not_equal(&a, &b, sizeof(a));
+	assert_memory_not_equal(&a, &other_instance, sizeof(a));
+	/* The separator keeps instance "ab" + client "c" apart from "a" + "bc". */
+	struct ddtk_mac ab_c, a_bc;
+	ddtk_mac_derive("ab", "c", &ab_c);
+	ddtk_mac_derive("a", "bc", &a_bc);
+	assert_memory_not_equal(&ab_c, &a_bc, sizeof(ab_c));
+	static const char *const names[] = { "a", "b", "c", "web", "db", "cache", "x-1", "0" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct ddtk_mac m;
+		ddtk_mac_derive("ci-7", names[i], &m);
+		assert_int_equal(m.bytes[0] & 0x02, 0x02);  /* locally administered */
+		assert_int_equal(m.bytes[0] & 0x01, 0);     /* unicast */
+		/* What ddtk derives, ddtk accepts as mac =. */
+		struct ddtk_mac back;
+		assert_int_equal(ddtk_mac_parse(ddtk_mac_format(&m, text), &back), 0);
+		assert_memory_equal(&m, &back, sizeof(m));
+	}
+}
+
+/* The default MAC follows the instance name, including one set after the client's section or
+ * on the command line; an explicit mac = wins. */
+static void test_client_mac(void **state)
+{
+	struct ddtk_mac got, want;
+	assert_int_equal(load("[ddtk]\nclients = a b\n[client.b]\nmac = 02:00:00:00:00:0b\n"
+			      "[ddtk]\ninstance = late\n"), 0);
+	ddtk_config_client_mac(&cfg, ddtk_config_client(&cfg, "a"), &got);
+	ddtk_mac_derive("late", "a", &want);
+	assert_memory_equal(&got, &want, sizeof(got));
+	ddtk_config_client_mac(&cfg, ddtk_config_client(&cfg, "b"), &got);
+	assert_int_equal(got.bytes[5], 0x0b);
+	/* mac = (empty) goes back to the derived one. */
+	assert_int_equal(load("[ddtk]\nclients = a\n[client.a]\nmac = 02:00:00:00:00:0a\nmac =\n"), 0);
+	ddtk_config_client_mac(&cfg, ddtk_config_client(&cfg, "a"), &got);
+	ddtk_mac_derive("demo", "a", &want);
+	assert_memory_equal(&got, &want, sizeof(got));
+}
+
 static void test_names_and_pci(void **state)
 {
 	assert_true(ddtk_name_valid("a"));
@@ -183,6 +281,9 @@ int main(void)
 		cmocka_unit_test(test_first_error_wins),
 		cmocka_unit_test(test_file_missing),
 		cmocka_unit_test(test_file),
+		cmocka_unit_test(test_mac_parse),
+		cmocka_unit_test(test_mac_derive),
+		cmocka_unit_test(test_client_mac),
 		cmocka_unit_test(test_names_and_pci),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

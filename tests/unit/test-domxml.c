@@ -172,6 +172,7 @@ static void test_client(void **state)
 	assert_int_equal(xcount(&d, "/domain/devices/channel"), 1);
 	assert_xpath(&d, "/domain/devices/channel/target/@name", AGENT_PORT_NAME);
 	assert_int_equal(xcount(&d, "/domain/devices/disk"), 0);
+	assert_int_equal(xcount(&d, "/domain/devices/interface"), 0);
 	doc_free(&d);
 }
 
@@ -188,6 +189,47 @@ static void test_client_vhost_user_disk(void **state)
 	/* QEMU comes back to a restarted back-end by itself. */
 	assert_xpath(&d, "/domain/devices/disk/source/reconnect/@enabled", "yes");
 	assert_xpath(&d, "/domain/devices/disk/target/@bus", "virtio");
+	doc_free(&d);
+}
+
+static void test_client_vhost_user_nic(void **state)
+{
+	struct vm_spec s = client_spec();
+	s.vhost_user_net = "/run/ddtk/a-net.sock";
+	s.vhost_user_net_queues = 4;
+	s.mac = (struct ddtk_mac){ { 0x02, 0xe0, 0x2a, 0x0d, 0x66, 0xaa } };
+	struct doc d = build(&s);
+	assert_int_equal(xcount(&d, "/domain/devices/interface"), 1);
+	assert_xpath(&d, "/domain/devices/interface/@type", "vhostuser");
+	assert_xpath(&d, "/domain/devices/interface/mac/@address", "02:e0:2a:0d:66:aa");
+	assert_xpath(&d, "/domain/devices/interface/source/@type", "unix");
+	assert_xpath(&d, "/domain/devices/interface/source/@path", "/run/ddtk/a-net.sock");
+	/* QEMU connects to the back-end's socket and comes back to a restarted back-end by itself. */
+	assert_xpath(&d, "/domain/devices/interface/source/@mode", "client");
+	assert_xpath(&d, "/domain/devices/interface/source/reconnect/@enabled", "yes");
+	assert_xpath(&d, "/domain/devices/interface/model/@type", "virtio");
+	assert_xpath(&d, "/domain/devices/interface/driver/@queues", "4");
+	assert_xpath(&d, "/domain/devices/interface/driver/@rx_queue_size", "256");
+	assert_xpath(&d, "/domain/devices/interface/driver/@tx_queue_size", "256");
+	/* The back-end maps the client's RAM: shared memfd even without a vhost-user disk. */
+	assert_int_equal(xcount(&d, "/domain/devices/disk"), 0);
+	assert_xpath(&d, "/domain/memoryBacking/source/@type", "memfd");
+	assert_xpath(&d, "/domain/memoryBacking/access/@mode", "shared");
+	doc_free(&d);
+}
+
+static void test_client_vhost_user_disk_and_nic(void **state)
+{
+	struct vm_spec s = client_spec();
+	s.vhost_user_blk = "/run/ddtk/a-blk.sock";
+	s.vhost_user_net = "/run/ddtk/a-net.sock";
+	s.mac = (struct ddtk_mac){ { 0x02, 0, 0, 0, 0, 1 } };
+	struct doc d = build(&s);
+	assert_xpath(&d, "/domain/devices/disk/source/@path", "/run/ddtk/a-blk.sock");
+	assert_xpath(&d, "/domain/devices/interface/source/@path", "/run/ddtk/a-net.sock");
+	/* 0 queues in a spec means the default, 1. */
+	assert_xpath(&d, "/domain/devices/interface/driver/@queues", "1");
+	assert_xpath(&d, "/domain/devices/interface/mac/@address", "02:00:00:00:00:01");
 	doc_free(&d);
 }
 
@@ -219,6 +261,8 @@ int main(void)
 		cmocka_unit_test(test_dd_passthrough),
 		cmocka_unit_test(test_client),
 		cmocka_unit_test(test_client_vhost_user_disk),
+		cmocka_unit_test(test_client_vhost_user_nic),
+		cmocka_unit_test(test_client_vhost_user_disk_and_nic),
 		cmocka_unit_test(test_escaping),
 		cmocka_unit_test(test_dd_without_devices_is_refused),
 	};
