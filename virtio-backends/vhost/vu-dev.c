@@ -534,7 +534,7 @@ static int dispatch(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *reply
 	case VU_REQ_SET_PROTOCOL_FEATURES:
 		return handle_set_protocol_features(dev, msg);
 	case VU_REQ_GET_QUEUE_NUM:
-		reply_u64(reply, dev->info.num_queues);
+		reply_u64(reply, dev->info.queue_num_reply ? dev->info.queue_num_reply : dev->info.num_queues);
 		return 0;
 	case VU_REQ_SET_VRING_ENABLE:
 		return handle_set_vring_enable(dev, msg);

@@ -48,6 +48,7 @@ struct vu_dev_info {
 	uint64_t features;            /* device feature bits; ring/version bits are added */
 	uint64_t protocol_features;   /* protocol features the back-end supports */
 	unsigned num_queues;          /* <= VU_MAX_QUEUES */
+	unsigned queue_num_reply;     /* GET_QUEUE_NUM's answer when not num_queues (net: queue pairs) */
 	uint16_t max_queue_size;      /* power of two <= VU_MAX_QUEUE_SIZE */
 	uint32_t config_size;         /* <= VU_MAX_CONFIG_SIZE */
 };

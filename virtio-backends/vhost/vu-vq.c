@@ -230,6 +230,47 @@ int vu_vq_push(struct vu_vq *vq, uint16_t head, uint32_t len)
 	return 0;
 }
 
+int vu_vq_unpop(struct vu_vq *vq, uint16_t head)
+{
+	if (!vq->started || head >= vq->num || !vq->head_inuse[head] || vq->inflight || vq->resubmit_num)
+		return -EINVAL;
+	vq->last_avail_idx--;
+	vq->head_inuse[head] = 0;
+	vq->inuse--;
+	return 0;
+}
+
+int vu_vq_push_batch(struct vu_vq *vq, const uint16_t *heads, const uint32_t *lens, unsigned n)
+{
+	unsigned i;
+
+	if (!vq->started || vq->inflight || n > vq->inuse)
+		return -EINVAL;
+	/* Check everything first (each head popped, none twice) so that a refusal publishes nothing. */
+	for (i = 0; i < n; i++) {
+		if (heads[i] >= vq->num || vq->head_inuse[heads[i]] != 1)
+			break;
+		vq->head_inuse[heads[i]] = 2;
+	}
+	if (i < n) {
+		while (i--)
+			vq->head_inuse[heads[i]] = 1;
+		return -EINVAL;
+	}
+	for (i = 0; i < n; i++) {
+		volatile struct vring_used_elem *e = &vq->used->ring[(uint16_t)(vq->used_idx + i) % vq->num];
+
+		e->id = htole32(heads[i]);
+		e->len = htole32(lens[i]);
+		vq->head_inuse[heads[i]] = 0;
+	}
+	vq->used_idx += n;
+	vq->inuse -= n;
+	/* Release: every used entry is visible to the driver before the index that covers them. */
+	__atomic_store_n(&vq->used->idx, htole16(vq->used_idx), __ATOMIC_RELEASE);
+	return 0;
+}
+
 bool vu_vq_should_notify(struct vu_vq *vq)
 {
 	uint16_t old, new, event;

@@ -105,6 +105,15 @@ int vu_vq_set_notification(struct vu_vq *vq, bool enable);
 /* Hands head back as used with len bytes written, and publishes it. */
 int vu_vq_push(struct vu_vq *vq, uint16_t head, uint32_t len);
 
+/* Gives the most recently popped chain back: the next pop returns it again. For a back-end that
+ * popped buffers for a packet that then did not fit (mergeable RX buffers). Heads must be given back
+ * newest first. Not with inflight tracking. */
+int vu_vq_unpop(struct vu_vq *vq, uint16_t head);
+
+/* Hands n heads back as used at once, with one used->idx update: the driver sees all of them or
+ * none (a packet spread over mergeable RX buffers). Not with inflight tracking. */
+int vu_vq_push_batch(struct vu_vq *vq, const uint16_t *heads, const uint32_t *lens, unsigned n);
+
 /* Whether the driver wants an interrupt for what was pushed since the last call. */
 bool vu_vq_should_notify(struct vu_vq *vq);
 
