@@ -75,8 +75,14 @@ int vmm_vm_get(const struct vmm *m, const char *vm, struct vmm_vm *ret_vm, struc
 		snprintf(v->disk_image, sizeof(v->disk_image), "%s/dd-disk.img", m->instance_dir);
 	/* panic=-1: a panicking guest reboots at once, and on_reboot=destroy stops it, so a failed
 	 * boot shows as a stopped domain instead of a hang. */
-	snprintf(v->cmdline, sizeof(v->cmdline), "console=ttyS0 panic=-1 quiet ddtk.name=%s%s%s%s", vm,
-		 client ? "" : " intel_iommu=on",
+	/* pci=nomsi: QEMU 7.2 (Debian 12) under TCG dereferences its missing irqfd table when a
+	 * vhost-user-net device's MSI-X vectors get their notifiers (virtio-pci's config-interrupt
+	 * code, fixed upstream in 8.x) and the guest crashes QEMU while loading virtio_net. With INTx
+	 * the path is never taken; under KVM the table exists and MSI-X stays. */
+	bool nomsi = client && client->vhost_user_net[0] && m->accel == VM_ACCEL_TCG;
+
+	snprintf(v->cmdline, sizeof(v->cmdline), "console=ttyS0 panic=-1 quiet ddtk.name=%s%s%s%s%s", vm,
+		 client ? "" : " intel_iommu=on", nomsi ? " pci=nomsi" : "",
 		 (client ? client->cmdline_append : cfg->dd.cmdline_append)[0] ? " " : "",
 		 client ? client->cmdline_append : cfg->dd.cmdline_append);
 

@@ -369,7 +369,9 @@ static int handle_set_vring_enable(struct vu_dev *dev, struct vu_msg *msg)
 	struct vu_vq *vq = vq_of(dev, msg->payload.state.index);
 	uint32_t enable = msg->payload.state.num;
 
-	if (!vq || enable > 1 || !vu_dev_has_feature(dev, VU_F_PROTOCOL_FEATURES))
+	/* QEMU's virtio-net enables and disables queue pairs on every device reset, also before
+	 * SET_FEATURES; only a negotiation without PROTOCOL_FEATURES makes the request invalid. */
+	if (!vq || enable > 1 || (dev->features_set && !vu_dev_has_feature(dev, VU_F_PROTOCOL_FEATURES)))
 		return -EINVAL;
 	vq->enabled = enable;
 	if (enable)

@@ -2,6 +2,8 @@
  * protocol loses its connection; the process and the other exports go on. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -88,6 +90,11 @@ static void on_conn(struct vu_watch *w, uint32_t events)
 		}
 		request = srv->rx.msg.hdr.request;
 		srv->dev->refused = 0;
+		/* DDTK_VU_TRACE=1: every request on stderr, for debugging a front-end's sequence. */
+		if (srv->trace)
+			fprintf(stderr, "%s: <- %s (%u) size %u u64/index %#" PRIx64 " num %u\n", srv->name,
+				vu_request_name(request), request, srv->rx.msg.hdr.size, srv->rx.msg.payload.u64,
+				srv->rx.msg.payload.state.num);
 		r = vu_dev_handle_msg(srv->dev, &srv->rx.msg, &reply);
 		vu_socket_rx_init(&srv->rx);
 		if (r < 0) {
@@ -125,6 +132,7 @@ int vu_server_init(struct vu_server *srv, struct vu_loop *loop, struct vu_dev *d
 	srv->loop = loop;
 	srv->dev = dev;
 	snprintf(srv->name, sizeof(srv->name), "%s", name);
+	srv->trace = getenv("DDTK_VU_TRACE") && strcmp(getenv("DDTK_VU_TRACE"), "0") != 0;
 	srv->listen_fd = srv->conn_fd = -1;
 	vu_socket_rx_init(&srv->rx);
 	if (path) {

@@ -20,6 +20,7 @@ struct vu_server {
 	void (*on_disconnect)(struct vu_server *srv);
 	unsigned long connections;
 	unsigned refusals_logged;       /* this connection's */
+	bool trace;                     /* DDTK_VU_TRACE: log every request */
 };
 
 /* Serves dev at path (a new listening socket) or on fd (a listening or connected socket). */
