@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the seed inputs of the vhost-user and virtio-blk fuzz targets into tests/fuzz/corpus/:
-the message sequence QEMU 7.2's vhost-user-blk sends at start and at reconnect, rings with good
-and hostile chains, and blk requests of every type. Run it again after changing a format."""
+"""Writes the seed inputs of the vhost-user, virtio-blk and virtio-net fuzz targets into
+tests/fuzz/corpus/: the message sequence QEMU 7.2's vhost-user-blk sends at start and at
+reconnect, rings with good and hostile chains, blk requests of every type, and the frames and
+control commands a virtio-net client sends. Run it again after changing a format."""
 import os
 import struct
 
@@ -94,3 +95,192 @@ write("blk-req", "split-header", blk_input([5, 11], [1], hdr(1, 3)))
 write("blk-req", "discard", blk_input([16, 32], [1], hdr(11, 0) + struct.pack("<QII", 8, 8, 0) * 2))
 write("blk-req", "no-status", blk_input([16], [], hdr(0, 0)))
 write("blk-req", "get-id", blk_input([16], [20, 1], hdr(8, 0)))
+
+
+# net-frame: [tx features][rx features][from | filters << 2][vnet header][frame]; fuzz-net-frame.c.
+# tx feature bits: CSUM, HOST_TSO4, HOST_TSO6, HOST_ECN, HOST_UFO, MRG_RXBUF, VERSION_1, CTRL_VQ;
+# rx: GUEST_CSUM, GUEST_TSO4, GUEST_TSO6, GUEST_ECN, GUEST_UFO, MRG_RXBUF, VERSION_1, CTRL_RX.
+# from: 0..2 a port (MACs 02:00:00:00:00:0a..0c), 3 the uplink. The vnet header is 12 bytes with
+# MRG_RXBUF or VERSION_1, 10 without.
+TX_CSUM, TX_TSO4, TX_TSO6, TX_ECN, TX_UFO, TX_MRG, TX_V1 = 1, 2, 4, 8, 16, 32, 64
+RX_CSUM, RX_TSO4, RX_TSO6 = 1, 2, 4
+PORT = [bytes([2, 0, 0, 0, 0, 0x0a + i]) for i in range(3)]
+OUTSIDE = bytes([0x52, 0x54, 0, 0x12, 0x34, 0x56])
+BCAST = b"\xff" * 6
+UPLINK = 3
+NEEDS_CSUM = 1
+
+
+def fuzz_net_frame_input(tx, rx, frm, hdr, frame):
+    return bytes([tx, rx, frm]) + hdr + frame
+
+
+def vnet(tx, flags=0, gso=0, hdr_len=0, gso_size=0, start=0, off=0):
+    h = struct.pack("<BBHHHH", flags, gso, hdr_len, gso_size, start, off)
+    return h + (struct.pack("<H", 1) if tx & (TX_MRG | TX_V1) else b"")
+
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def eth(dst, src, etype, tags=()):
+    out = dst + src
+    for tpid, vid in tags:
+        out += struct.pack("!HH", tpid, vid)
+    return out + struct.pack("!H", etype)
+
+
+def ipv4(proto, src, dst, payload, options=b"", frag=0):
+    ihl = 5 + len(options) // 4
+    h = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, ihl * 4 + len(payload), 1, frag, 64, proto, 0,
+                    bytes(src), bytes(dst)) + options
+    return h[:10] + struct.pack("!H", 0xFFFF ^ csum(h)) + h[12:] + payload
+
+
+def ipv6(nxt, src, dst, payload):
+    return struct.pack("!IHBB16s16s", 0x60000000, len(payload), nxt, 1, bytes(src), bytes(dst)) + payload
+
+
+A4, B4 = [10, 0, 0, 10], [10, 0, 0, 11]
+A6 = bytes([0xFE, 0x80] + [0] * 13 + [0x0A])
+B6 = bytes([0xFE, 0x80] + [0] * 13 + [0x0B])
+
+
+def l4_partial(proto, src, dst, seg, csum_at):
+    """seg with the pseudo-header sum in its checksum field, as a driver with CSUM leaves it."""
+    if len(src) == 4:
+        pseudo = bytes(src) + bytes(dst) + struct.pack("!BBH", 0, proto, len(seg))
+    else:
+        pseudo = bytes(src) + bytes(dst) + struct.pack("!IxxxB", len(seg), proto)
+    return seg[:csum_at] + struct.pack("!H", csum(pseudo)) + seg[csum_at + 2:]
+
+
+def tcp(sport, dport, payload, flags=0x18):
+    return struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 0x50, flags, 65535, 0, 0) + payload
+
+
+def udp(sport, dport, payload):
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def arp(op, sha, spa, tha, tpa, htype=1):
+    return struct.pack("!HHBBH6s4s6s4s", htype, 0x0800, 6, 4, op, sha, bytes(spa), tha, bytes(tpa))
+
+
+def net(name, data):
+    write("net-frame", name, data)
+
+
+V1 = TX_V1
+# ARP: a request, a gratuitous reply naming another client (spoofed), the same with the IEEE 802
+# hardware type Linux also takes, and an outside host's request from the uplink
+net("arp-request", fuzz_net_frame_input(V1, 0, 0, vnet(V1), eth(BCAST, PORT[0], 0x0806) +
+                                        arp(1, PORT[0], A4, b"\0" * 6, B4) + bytes(18)))
+net("arp-spoofed", fuzz_net_frame_input(V1, 0, 0, vnet(V1), eth(BCAST, PORT[0], 0x0806) +
+                                        arp(2, PORT[1], A4, BCAST, A4)))
+net("arp-ieee802-spoofed", fuzz_net_frame_input(0, 0, 0, vnet(0), eth(BCAST, PORT[0], 0x0806) +
+                                                arp(2, PORT[2], A4, BCAST, A4, htype=6)))
+net("arp-uplink", fuzz_net_frame_input(0, 0, UPLINK, vnet(0), eth(BCAST, OUTSIDE, 0x0806) +
+                                       arp(1, OUTSIDE, [10, 0, 0, 1], b"\0" * 6, A4)))
+
+# TCP/IPv4 with a partial checksum to a receiver without GUEST_CSUM (completed in software), and
+# as a TSO packet to one with GUEST_TSO4 and one without
+seg = l4_partial(6, A4, B4, tcp(40000, 5201, bytes(range(200))), 16)
+frame = eth(PORT[1], PORT[0], 0x0800) + ipv4(6, A4, B4, seg)
+net("tcp4-partial-csum", fuzz_net_frame_input(TX_CSUM | V1, 0, 0, vnet(V1, NEEDS_CSUM, 0, 0, 0, 34, 16), frame))
+seg = l4_partial(6, A4, B4, tcp(40000, 5201, bytes(i & 0xFF for i in range(2896))), 16)
+frame = eth(PORT[1], PORT[0], 0x0800) + ipv4(6, A4, B4, seg)
+tso = vnet(V1, NEEDS_CSUM, 1, 54, 1448, 34, 16)
+net("tcp4-tso", fuzz_net_frame_input(TX_CSUM | TX_TSO4 | V1, RX_CSUM | RX_TSO4, 0, tso, frame))
+net("tcp4-tso-unsupported", fuzz_net_frame_input(TX_CSUM | TX_TSO4 | V1, RX_CSUM, 0, tso, frame))
+seg = l4_partial(17, A4, B4, udp(5353, 9999, b"hello, odd length"), 6)
+net("udp4-partial-csum", fuzz_net_frame_input(TX_CSUM, 0, 0, vnet(0, NEEDS_CSUM, 0, 0, 0, 34, 6),
+                                              eth(OUTSIDE, PORT[0], 0x0800) + ipv4(17, A4, B4, seg)))
+seg = l4_partial(6, A6, B6, tcp(22, 50000, b"x" * 33), 16)
+net("tcp6-partial-csum", fuzz_net_frame_input(TX_CSUM | V1, RX_TSO6, UPLINK, vnet(V1, NEEDS_CSUM, 0, 0, 0, 54, 16),
+                                              eth(PORT[2], OUTSIDE, 0x86DD) + ipv6(6, B6, A6, seg)))
+net("ipv4-fragment", fuzz_net_frame_input(0, RX_CSUM, 1, vnet(0), eth(PORT[2], PORT[1], 0x0800) +
+                                          ipv4(17, A4, B4, udp(1, 2, bytes(64)), frag=0x2000)))
+
+# IGMP: v2 report and leave, a v3 report (join, leave, allow with sources, block), and MLD with the
+# hop-by-hop header carrying the router alert: v1 report, v2 report
+RA = b"\x94\x04\x00\x00"
+
+
+def igmp(typ, group, body=b""):
+    m = struct.pack("!BBH4s", typ, 0, 0, bytes(group)) + body
+    return m[:2] + struct.pack("!H", 0xFFFF ^ csum(m)) + m[4:]
+
+
+def record(typ, group, sources=(), aux=b""):
+    return struct.pack("!BBH", typ, len(aux) // 4, len(sources)) + bytes(group) + b"".join(map(bytes, sources)) + aux
+
+
+G = [239, 1, 2, 3]
+net("igmpv2-report", fuzz_net_frame_input(0, 0, 0, vnet(0), eth(bytes([1, 0, 0x5E, 1, 2, 3]), PORT[0], 0x0800) +
+                                          ipv4(2, A4, G, igmp(0x16, G), RA)))
+net("igmpv2-leave", fuzz_net_frame_input(0, 0, 1, vnet(0), eth(bytes([1, 0, 0x5E, 0, 0, 2]), PORT[1], 0x0800) +
+                                         ipv4(2, B4, [224, 0, 0, 2], igmp(0x17, G), RA)))
+recs = (record(2, [239, 1, 2, 4]) + record(3, G) + record(5, [239, 5, 5, 5], [[10, 0, 0, 1], [10, 0, 0, 2]]) +
+        record(6, [239, 6, 6, 6], [[10, 0, 0, 1]]) + record(4, [224, 0, 0, 251], aux=b"\0" * 4))
+m = struct.pack("!BBHHH", 0x22, 0, 0, 0, 5) + recs
+m = m[:2] + struct.pack("!H", 0xFFFF ^ csum(m)) + m[4:]
+net("igmpv3-report", fuzz_net_frame_input(V1, 0, 0, vnet(V1), eth(bytes([1, 0, 0x5E, 0, 0, 0x16]), PORT[0], 0x0800) +
+                                          ipv4(2, A4, [224, 0, 0, 22], m, RA)))
+
+
+def icmp6(src, dst, m):
+    pseudo = bytes(src) + bytes(dst) + struct.pack("!IxxxB", len(m), 58)
+    return m[:2] + struct.pack("!H", 0xFFFF ^ csum(pseudo + m)) + m[4:]
+
+
+HBH = bytes([58, 0, 5, 2, 0, 0, 1, 0])
+G6 = bytes([0xFF, 0x05] + [0] * 11 + [1, 0, 3])
+MLD2 = bytes([0xFF, 0x02] + [0] * 13 + [0x16])
+m = icmp6(A6, G6, struct.pack("!BBHHH", 131, 0, 0, 0, 0) + G6)
+net("mldv1-report", fuzz_net_frame_input(0, 0, 0, vnet(0), eth(bytes([0x33, 0x33, 0, 1, 0, 3]), PORT[0], 0x86DD) +
+                                         ipv6(0, A6, G6, HBH + m)))
+recs = (record(4, G6) + record(3, bytes([0xFF, 0x02] + [0] * 13 + [0xFB])) +
+        record(5, bytes([0xFF, 0x0E] + [0] * 13 + [7]), [B6]))
+m = icmp6(A6, MLD2, struct.pack("!BBHHH", 143, 0, 0, 0, 3) + recs)
+net("mldv2-report", fuzz_net_frame_input(V1, 0, 2, vnet(V1), eth(bytes([0x33, 0x33, 0, 0, 0, 0x16]), PORT[2], 0x86DD) +
+                                         ipv6(0, A6, MLD2, HBH + m)))
+
+# VLAN: an 802.1Q-tagged UDP frame, a QinQ ARP, multicast and a spoofed source from the uplink
+net("vlan-udp", fuzz_net_frame_input(0, 0, 0, vnet(0), eth(PORT[1], PORT[0], 0x0800, [(0x8100, 100)]) +
+                                     ipv4(17, A4, B4, udp(1000, 2000, b"tagged"))))
+net("qinq-arp", fuzz_net_frame_input(0, 0, 1, vnet(0), eth(BCAST, PORT[1], 0x0806, [(0x88A8, 5), (0x8100, 6)]) +
+                                     arp(1, PORT[1], B4, b"\0" * 6, A4)))
+net("uplink-multicast", fuzz_net_frame_input(0, 0, UPLINK | 0x04 << 2, vnet(0),
+                                             eth(bytes([1, 0, 0x5E, 1, 2, 3]), OUTSIDE, 0x0800) +
+                                             ipv4(17, [10, 0, 0, 1], G, udp(5000, 5000, bytes(20)))))
+net("uplink-spoofed", fuzz_net_frame_input(0, 0, UPLINK, vnet(0), eth(PORT[1], PORT[0], 0x0800) +
+                                           ipv4(1, A4, B4, bytes(16))))
+
+# Control commands: the input after the first three bytes is the command
+def ctrl_input(cmd, pairs=4):
+    return bytes([0, (pairs - 1) << 5, 0]) + cmd
+
+
+net("ctrl-rx-allmulti", ctrl_input(bytes([0, 1, 1])))
+net("ctrl-rx-promisc", ctrl_input(bytes([0, 0, 1])))
+net("ctrl-mac-table", ctrl_input(bytes([1, 0]) + struct.pack("<I", 1) + OUTSIDE + struct.pack("<I", 3) +
+                                 bytes([1, 0, 0x5E, 1, 2, 3]) + bytes([0x33, 0x33, 0, 0, 0, 0xFB]) +
+                                 bytes([1, 0, 0x5E, 0x7F, 0, 1])))
+net("ctrl-mac-addr", ctrl_input(bytes([1, 1]) + PORT[0]))
+net("ctrl-mq-pairs", ctrl_input(bytes([4, 0, 3, 0])))
+net("ctrl-offloads", ctrl_input(bytes([5, 0]) + struct.pack("<Q", 0x87)))
+# more groups than a port keeps (NET_MAX_GROUPS 64): all multicast
+net("ctrl-mac-table-overflow", ctrl_input(bytes([1, 0]) + struct.pack("<II", 0, 70) +
+                                          b"".join(bytes([1, 0, 0x5E, 0x40, 0, i]) for i in range(70))))
+recs = b"".join(record(2, [239, 64, 0, i]) for i in range(70))
+m = struct.pack("!BBHHH", 0x22, 0, 0, 0, 70) + recs
+m = m[:2] + struct.pack("!H", 0xFFFF ^ csum(m)) + m[4:]
+net("igmpv3-many-groups", fuzz_net_frame_input(0, 0, 0, vnet(0), eth(bytes([1, 0, 0x5E, 0, 0, 0x16]), PORT[0], 0x0800) +
+                                               ipv4(2, A4, [224, 0, 0, 22], m, RA)))

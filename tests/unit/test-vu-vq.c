@@ -1,5 +1,6 @@
 /* Unit tests of the split virtqueue: well-formed chains, every hostile chain the guest can build,
- * notification suppression, and the inflight bookkeeping a restarted back-end relies on. */
+ * notification suppression, the inflight bookkeeping a restarted back-end relies on, and giving
+ * chains back (unpop) or pushing several with one index update (mergeable RX buffers). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -372,6 +373,165 @@ static void test_inflight_hostile_region(void **state)
 	assert_int_equal(fake_guest_start(&g), -EINVAL);
 }
 
+static void test_unpop(void **state)
+{
+	for (uint16_t i = 0; i < 4; i++) {
+		fake_guest_desc(&g, i, D + (uint64_t)i * 64, 64, VRING_DESC_F_WRITE, 0);
+		fake_guest_kick(&g, i);
+	}
+	assert_int_equal(fake_guest_start(&g), 0);
+	assert_int_equal(pop(), 1);
+	assert_int_equal(elem.head, 0);
+	assert_int_equal(pop(), 1);
+	assert_int_equal(elem.head, 1);
+	assert_int_equal(g.vq.inuse, 2);
+	/* the newest back: the next pop returns it again, whole */
+	assert_int_equal(vu_vq_unpop(&g.vq, 1), 0);
+	assert_int_equal(g.vq.inuse, 1);
+	memset(&elem, 0, sizeof(elem));
+	assert_int_equal(pop(), 1);
+	assert_int_equal(elem.head, 1);
+	assert_int_equal(elem.in_num, 1);
+	assert_int_equal(elem.in_len, 64);
+	assert_ptr_equal(elem.iov[0].iov_base, g.mem + D + 64);
+	/* several, newest first */
+	assert_int_equal(pop(), 1);
+	assert_int_equal(elem.head, 2);
+	assert_int_equal(vu_vq_unpop(&g.vq, 2), 0);
+	assert_int_equal(vu_vq_unpop(&g.vq, 1), 0);
+	assert_int_equal(pop(), 1);
+	assert_int_equal(elem.head, 1);
+	assert_int_equal(pop(), 1);
+	assert_int_equal(elem.head, 2);
+	assert_int_equal(pop(), 1);
+	assert_int_equal(elem.head, 3);
+	assert_int_equal(pop(), 0);
+	/* only what was popped and not given back or pushed */
+	assert_int_equal(vu_vq_unpop(&g.vq, 5), -EINVAL);
+	assert_int_equal(vu_vq_unpop(&g.vq, NUM), -EINVAL);
+	assert_int_equal(vu_vq_push(&g.vq, 3, 0), 0);
+	assert_int_equal(vu_vq_unpop(&g.vq, 3), -EINVAL);
+	assert_int_equal(g.vq.inuse, 3);
+	assert_int_equal(g.vq.last_avail_idx, 4);
+	/* nothing was published by any of it but the one push */
+	assert_int_equal(g.used->idx, 1);
+	assert_int_equal(g.used->ring[0].id, 3);
+	/* a stopped queue */
+	vu_vq_detach(&g.vq);
+	assert_int_equal(vu_vq_unpop(&g.vq, 0), -EINVAL);
+}
+
+static void test_push_batch(void **state)
+{
+	const uint16_t heads[3] = { 2, 0, 3 };
+	const uint32_t lens[3] = { 10, 20, 30 };
+
+	for (uint16_t i = 0; i < 4; i++) {
+		fake_guest_desc(&g, i, D + (uint64_t)i * 64, 64, VRING_DESC_F_WRITE, 0);
+		fake_guest_kick(&g, i);
+	}
+	assert_int_equal(fake_guest_start(&g), 0);
+	for (uint16_t i = 0; i < 4; i++)
+		assert_int_equal(pop(), 1);
+	assert_int_equal(vu_vq_push_batch(&g.vq, heads, lens, 3), 0);
+	assert_int_equal(g.used->idx, 3);
+	for (unsigned i = 0; i < 3; i++) {
+		assert_int_equal(g.used->ring[i].id, heads[i]);
+		assert_int_equal(g.used->ring[i].len, lens[i]);
+	}
+	assert_int_equal(g.vq.inuse, 1);
+	/* they are done with: neither pushed again nor given back */
+	assert_int_equal(vu_vq_push_batch(&g.vq, heads, lens, 1), -EINVAL);
+	assert_int_equal(vu_vq_push(&g.vq, 2, 0), -EINVAL);
+	assert_int_equal(vu_vq_push(&g.vq, 1, 5), 0);
+	assert_int_equal(g.used->idx, 4);
+	assert_int_equal(g.used->ring[3].id, 1);
+	/* an empty batch publishes nothing */
+	assert_int_equal(vu_vq_push_batch(&g.vq, heads, lens, 0), 0);
+	assert_int_equal(g.used->idx, 4);
+	assert_true(vu_vq_should_notify(&g.vq));
+}
+
+static void test_push_batch_wraps(void **state)
+{
+	const uint16_t heads[4] = { 4, 5, 6, 7 };
+	const uint32_t lens[4] = { 1, 2, 3, 4 };
+
+	/* 14 single pushes first, so the batch's entries wrap around the end of the used ring */
+	for (uint16_t i = 0; i < 8; i++)
+		fake_guest_desc(&g, i, D + (uint64_t)i * 64, 64, VRING_DESC_F_WRITE, 0);
+	assert_int_equal(fake_guest_start(&g), 0);
+	for (unsigned i = 0; i < NUM - 2; i++) {
+		fake_guest_kick(&g, 0);
+		assert_int_equal(pop(), 1);
+		assert_int_equal(vu_vq_push(&g.vq, 0, 0), 0);
+	}
+	for (uint16_t i = 0; i < 4; i++)
+		fake_guest_kick(&g, heads[i]);
+	for (uint16_t i = 0; i < 4; i++)
+		assert_int_equal(pop(), 1);
+	assert_int_equal(vu_vq_push_batch(&g.vq, heads, lens, 4), 0);
+	assert_int_equal(g.used->idx, NUM + 2);
+	assert_int_equal(g.used->ring[NUM - 2].id, 4);
+	assert_int_equal(g.used->ring[NUM - 1].id, 5);
+	assert_int_equal(g.used->ring[0].id, 6);
+	assert_int_equal(g.used->ring[1].id, 7);
+	assert_int_equal(g.used->ring[1].len, 4);
+	assert_int_equal(g.vq.inuse, 0);
+}
+
+static void test_push_batch_refused(void **state)
+{
+	const uint32_t lens[4] = { 1, 2, 3, 4 };
+	struct vring_used_elem ring_before[NUM];
+
+	for (uint16_t i = 0; i < 4; i++) {
+		fake_guest_desc(&g, i, D + (uint64_t)i * 64, 64, VRING_DESC_F_WRITE, 0);
+		fake_guest_kick(&g, i);
+	}
+	assert_int_equal(fake_guest_start(&g), 0);
+	for (uint16_t i = 0; i < 3; i++)
+		assert_int_equal(pop(), 1);
+	memset(g.used->ring, 0xa5, sizeof(ring_before));
+	memcpy(ring_before, g.used->ring, sizeof(ring_before));
+	/* head 3 was not popped; 1 is given twice; 16 is no head; more than are in use */
+	assert_int_equal(vu_vq_push_batch(&g.vq, (const uint16_t[]){ 0, 1, 3 }, lens, 3), -EINVAL);
+	assert_int_equal(vu_vq_push_batch(&g.vq, (const uint16_t[]){ 0, 1, 1 }, lens, 3), -EINVAL);
+	assert_int_equal(vu_vq_push_batch(&g.vq, (const uint16_t[]){ 1, 2, 1 }, lens, 3), -EINVAL);
+	assert_int_equal(vu_vq_push_batch(&g.vq, (const uint16_t[]){ 2, NUM }, lens, 2), -EINVAL);
+	assert_int_equal(vu_vq_push_batch(&g.vq, (const uint16_t[]){ 0, 1, 2, 0 }, lens, 4), -EINVAL);
+	assert_int_equal(g.used->idx, 0);
+	assert_memory_equal(g.used->ring, ring_before, sizeof(ring_before));
+	assert_int_equal(g.vq.inuse, 3);
+	/* and every head is still the back-end's to push, once */
+	assert_int_equal(vu_vq_push_batch(&g.vq, (const uint16_t[]){ 1, 0, 2 }, lens, 3), 0);
+	assert_int_equal(g.used->idx, 3);
+	assert_int_equal(g.used->ring[0].id, 1);
+	assert_int_equal(g.used->ring[2].id, 2);
+	assert_int_equal(g.vq.inuse, 0);
+}
+
+static void test_unpop_push_batch_not_with_inflight(void **state)
+{
+	const uint16_t heads[1] = { 0 };
+	const uint32_t lens[1] = { 1 };
+
+	fake_guest_add_inflight(&g);
+	fake_guest_desc(&g, 0, D, 64, VRING_DESC_F_WRITE, 0);
+	fake_guest_kick(&g, 0);
+	assert_int_equal(fake_guest_start(&g), 0);
+	assert_int_equal(pop(), 1);
+	assert_int_equal(vu_vq_unpop(&g.vq, 0), -EINVAL);
+	assert_int_equal(vu_vq_push_batch(&g.vq, heads, lens, 1), -EINVAL);
+	assert_int_equal(g.used->idx, 0);
+	assert_int_equal(g.vq.inuse, 1);
+	assert_int_equal(g.vq.last_avail_idx, 1);
+	assert_int_equal(g.inflight->desc[0].inflight, 1);
+	/* the ordinary push still works */
+	assert_int_equal(vu_vq_push(&g.vq, 0, 1), 0);
+	assert_int_equal(g.inflight->desc[0].inflight, 0);
+}
+
 static void test_iov_copy(void **state)
 {
 	uint8_t a[3] = { 1, 2, 3 }, b[2] = { 4, 5 }, out[5];
@@ -416,6 +576,11 @@ int main(void)
 		T(test_inflight_bookkeeping),
 		T(test_inflight_died_between_publish_and_clear),
 		T(test_inflight_hostile_region),
+		T(test_unpop),
+		T(test_push_batch),
+		T(test_push_batch_wraps),
+		T(test_push_batch_refused),
+		T(test_unpop_push_batch_not_with_inflight),
 		T(test_iov_copy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

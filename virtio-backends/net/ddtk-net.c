@@ -227,7 +227,6 @@ static int rx_put(struct net_client *c, const struct net_vnet_hdr *hdr, const ui
 
 	if (!q || c->dev.broken)
 		return -ENOLINK;
-	h.num_buffers = 1;
 	for (;;) {
 		struct iovec *in;
 		size_t room, chunk;
@@ -482,7 +481,6 @@ static bool tx_one(struct net_queue *q, struct vu_elem *e)
 	struct net_frame_info info;
 	struct net_route route;
 	size_t len, head_len;
-	char mac[18];
 
 	if (e->in_num || e->out_len < c->hdr_len + NET_ETH_MIN_FRAME || e->out_len - c->hdr_len > NET_MAX_FRAME) {
 		c->port.c.tx_malformed++;
@@ -502,6 +500,8 @@ static bool tx_one(struct net_queue *q, struct vu_elem *e)
 		return false;
 	}
 	if (net_switch_check_source(&net.sw, c->index, head, head_len, &info) != NET_ACCEPT) {
+		char mac[18];
+
 		c->port.c.tx_spoofed++;
 		tx_log(c, &c->spoof_logged, "a frame with a forged source MAC or ARP sender",
 		       net_mac_format(info.src, mac));
@@ -580,12 +580,10 @@ static void ctrl_process(struct net_queue *q)
 {
 	struct net_client *c = q->client;
 	struct vu_elem *e = &net.rx_cur;
-	uint8_t cmd[NET_SNOOP_MAX];
 
 	for (;;) {
 		int r = vu_vq_pop(q->vq, e);
-		uint8_t ack;
-		size_t len;
+		uint8_t ack = NET_CTRL_ERR;
 
 		if (r < 0) {
 			client_break(c, "guest broke its control ring", r);
@@ -593,12 +591,16 @@ static void ctrl_process(struct net_queue *q)
 		}
 		if (r == 0)
 			return;
-		if (e->in_len < 1 || e->out_len > sizeof(cmd)) {
-			client_break(c, "malformed control command", -EINVAL);
+		if (e->in_len < 1) {
+			client_break(c, "control command without room for the ack", -EINVAL);
 			return;
 		}
-		len = vu_iov_to_buf(e->iov, e->out_num, 0, cmd, e->out_len);
-		ack = net_ctrl_apply(&c->port, c->pairs, cmd, len, &c->pairs_used);
+		/* A MAC table of thousands of addresses is honest; longer than a frame is refused. */
+		if (e->out_len <= NET_MAX_FRAME) {
+			size_t len = vu_iov_to_buf(e->iov, e->out_num, 0, net.frame, e->out_len);
+
+			ack = net_ctrl_apply(&c->port, c->pairs, net.frame, len, &c->pairs_used);
+		}
 		/* The ack is the last device-writable byte. */
 		vu_iov_from_buf(e->iov + e->out_num, e->in_num, e->in_len - 1, &ack, 1);
 		if (vu_vq_push(q->vq, e->head, 1) == 0)
@@ -900,7 +902,7 @@ static void on_stats(struct vu_watch *w, uint32_t events)
 static int stats_listen(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, r;
+	int fd;
 
 	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path) >= (int)sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
@@ -909,7 +911,8 @@ static int stats_listen(const char *path)
 		return -errno;
 	(void)unlink(path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
-		r = -errno;
+		int r = -errno;
+
 		close(fd);
 		return r;
 	}
@@ -1228,7 +1231,6 @@ int main(int argc, char **argv)
 	struct net_client *single = NULL;
 	const char *uplink = NULL, *stats = NULL;
 	unsigned mtu = 0;
-	char err[256];
 	sigset_t mask;
 	int c, r;
 
@@ -1328,6 +1330,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (uplink) {
+		char err[256];
+
 		if (net_uplink_open(&net.up, uplink, err, sizeof(err)) < 0) {
 			fprintf(stderr, "ddtk-net: %s\n", err);
 			return 1;

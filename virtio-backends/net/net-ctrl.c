@@ -1,5 +1,4 @@
 /* Control-queue commands (virtio spec 5.1.6.5) applied to a switch port. */
-#include <string.h>
 
 #include "net-ctrl.h"
 
@@ -59,10 +58,8 @@ static uint8_t apply_rx(struct net_port *p, uint8_t cmd, const uint8_t *data, si
 
 static uint8_t apply_mac_table(struct net_port *p, const uint8_t *data, size_t len)
 {
-	struct net_mac groups[NET_MAX_GROUPS + 1];
 	uint32_t n_uni, n_multi;
 	size_t off;
-	unsigned n = 0;
 
 	/* Two tables: unicast (ignored: a client gets its own address only), then multicast. */
 	if (len < 4)
@@ -77,16 +74,15 @@ static uint8_t apply_mac_table(struct net_port *p, const uint8_t *data, size_t l
 	off += 4;
 	if (n_multi > (len - off) / NET_ETH_ALEN || (len - off) != (size_t)n_multi * NET_ETH_ALEN)
 		return NET_CTRL_ERR;
-	for (uint32_t i = 0; i < n_multi; i++) {
-		const uint8_t *mac = data + off + (size_t)i * NET_ETH_ALEN;
-
-		if (!net_mac_is_multicast(mac))
+	for (uint32_t i = 0; i < n_multi; i++)
+		if (!net_mac_is_multicast(data + off + (size_t)i * NET_ETH_ALEN))
 			return NET_CTRL_ERR;
-		if (n <= NET_MAX_GROUPS)
-			memcpy(groups[n++].b, mac, NET_ETH_ALEN);
-	}
-	/* One past the limit makes net_port_set_groups() fall back to all multicast. */
-	net_port_set_groups(p, groups, n);
+	/* Joined one by one, so that repeats take no room and more than NET_MAX_GROUPS distinct
+	 * groups fall back to all multicast (a table cut at the limit would lose groups listed past
+	 * it when the first entries repeat). */
+	net_port_set_groups(p, NULL, 0);
+	for (uint32_t i = 0; i < n_multi; i++)
+		net_port_join(p, data + off + (size_t)i * NET_ETH_ALEN);
 	return NET_CTRL_OK;
 }
 

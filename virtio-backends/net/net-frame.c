@@ -110,9 +110,10 @@ bool net_frame_arp_spoofed(const uint8_t *frame, size_t len, const struct net_fr
 
 	if (info->ethertype != NET_ETHERTYPE_ARP)
 		return false;
-	/* htype 1 (Ethernet), ptype IPv4, hlen 6, plen 4; the sender's MAC follows the 8-byte header. */
-	if (len < info->l3_offset + 28 || get_be16(arp) != 1 || get_be16(arp + 2) != NET_ETHERTYPE_IPV4 ||
-	    arp[4] != NET_ETH_ALEN || arp[5] != 4)
+	/* htype 1 (Ethernet) or 6 (IEEE 802: Linux takes it on Ethernet too, arp_process()), ptype
+	 * IPv4, hlen 6, plen 4; the sender's MAC follows the 8-byte header. */
+	if (len < info->l3_offset + 28 || (get_be16(arp) != 1 && get_be16(arp) != 6) ||
+	    get_be16(arp + 2) != NET_ETHERTYPE_IPV4 || arp[4] != NET_ETH_ALEN || arp[5] != 4)
 		return false;
 	return !net_mac_equal(arp + 8, mac);
 }
@@ -176,7 +177,6 @@ static int snoop_records(const uint8_t *p, size_t len, size_t off, unsigned coun
 	int found = 0;
 
 	for (unsigned i = 0; i < count && i < NET_MCAST_MAX_RECORDS; i++) {
-		uint8_t mac[NET_ETH_ALEN];
 		size_t rec_len;
 		uint16_t nsrcs;
 		int meaning;
@@ -190,6 +190,7 @@ static int snoop_records(const uint8_t *p, size_t len, size_t off, unsigned coun
 		meaning = record_meaning(p[off], nsrcs);
 		if (meaning >= 0) {
 			const uint8_t *g = p + off + 4;
+			uint8_t mac[NET_ETH_ALEN];
 
 			if (addr_len == 4 && (g[0] & 0xf0) == 0xe0) {
 				ipv4_group_mac(g, mac);

@@ -9,7 +9,7 @@
 
 size_t net_vnet_hdr_len(uint64_t features)
 {
-	return features & (VU_BIT(NET_F_MRG_RXBUF) | VU_BIT(VU_F_VERSION_1)) ? NET_VNET_HDR_MRG_LEN : NET_VNET_HDR_LEN;
+	return (features & (VU_BIT(NET_F_MRG_RXBUF) | VU_BIT(VU_F_VERSION_1))) ? NET_VNET_HDR_MRG_LEN : NET_VNET_HDR_LEN;
 }
 
 static uint16_t get_le16(const uint8_t *p)
@@ -141,6 +141,7 @@ int net_vnet_fixup_rx(struct net_vnet_hdr *h, uint8_t *frame, size_t frame_len, 
 		if (at + 2 > frame_len)
 			return -EINVAL;
 		sum = (uint16_t)~net_csum_fold(frame + start, frame_len - start);
+		/* cppcheck-suppress knownConditionTrueFalse ; a fold of 0xffff inverts to 0 */
 		if (sum == 0 && h->csum_offset == 6)
 			sum = 0xffff; /* UDP: zero means "no checksum" */
 		frame[at] = (uint8_t)(sum >> 8);
