@@ -17,6 +17,12 @@ expect_match "client b" "$out" "hostname b,"
 expect_match "client tools" "$out" "fio-3"
 expect_match "client a disk" "$out" "disk: +vda, 512 MiB, serial demo-a"
 expect_match "client b disk" "$out" "disk: +vda, 512 MiB, serial demo-b"
+expect_match "client a NIC" "$out" "NIC: +eth0, MAC 02:[0-9a-f:]+, driver virtio_net \\(vhost-user-net: ddtk-net\\)"
+expect_match "a pings the peer" "$out" "client a -> peer \\(10.77.0.1\\): 3/3 replies"
+expect_match "b pings the peer" "$out" "client b -> peer \\(10.77.0.1\\): 3/3 replies"
+expect_match "a pings b" "$out" "client a -> client b \\(10.77.0.12\\): 3/3 replies"
+expect_match "iperf3" "$out" "iperf3 client a -> peer: [0-9.]+ Mbit/s"
+expect_match "spoofing stopped" "$out" "ddtk-net dropped 20 as spoofed"
 expect_match "ddtk-blk killed" "$out" "killed with SIGKILL while both clients write"
 # Whether requests were inside ddtk-blk at the kill depends on timing with three VMs on two cores:
 # the demo says which; blk-vhost-user checks re-submission itself.
@@ -29,5 +35,6 @@ for vm in dd a b; do
 done
 [ ! -e "/var/lib/ddtk/$INSTANCE" ] || fail "/var/lib/ddtk/$INSTANCE still exists"
 [ ! -e "/run/ddtk/$INSTANCE" ] && [ ! -e "/var/lib/ddtk/$INSTANCE-volumes.img" ] || fail "ddtk-blk's sockets or volumes were left behind"
-pgrep -f "ddtk-blk.*/run/ddtk/$INSTANCE/" >/dev/null && fail "a ddtk-blk of the demo still runs"
+pgrep -f "ddtk-(blk|net).*/run/ddtk/$INSTANCE/" >/dev/null && fail "a ddtk-blk or ddtk-net of the demo still runs"
+ip netns list | grep -qw "ddtk-$INSTANCE" && fail "the demo's network namespace ddtk-$INSTANCE is left behind"
 pass "no domain and no state left"
