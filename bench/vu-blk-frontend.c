@@ -54,12 +54,12 @@ struct phase {
 	const uint32_t *perm;
 };
 
-static volatile sig_atomic_t stop_requested;
+volatile sig_atomic_t fe_stop_requested;
 
 static void on_stop_signal(int sig)
 {
 	(void)sig;
-	stop_requested = 1;
+	fe_stop_requested = 1;
 }
 
 int fe_error(struct frontend *fe, int r, const char *fmt, ...)
@@ -126,7 +126,7 @@ void fe_json_string(FILE *f, const char *s)
 /* ---- CPU accounting ---- */
 
 /* utime + stime of a whole process (all its threads), in clock ticks, from /proc/PID/stat. */
-static int proc_cpu_ticks(pid_t pid, uint64_t *ret_ticks)
+int proc_cpu_ticks(pid_t pid, uint64_t *ret_ticks)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -157,7 +157,7 @@ static int proc_cpu_ticks(pid_t pid, uint64_t *ret_ticks)
 	return 0;
 }
 
-static double self_cpu_s(void)
+double self_cpu_s(void)
 {
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
@@ -369,7 +369,7 @@ int fe_set_state(struct frontend *fe, uint32_t req, uint32_t index, uint32_t num
 	return fe_call(fe, req, &s, sizeof(s), NULL, 0, NULL, 0);
 }
 
-static int fe_connect(struct frontend *fe)
+int fe_connect(struct frontend *fe)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const char *path = fe->opt.socket_path;
@@ -388,7 +388,7 @@ static int fe_connect(struct frontend *fe)
 		}
 		int r = -errno;
 		close(fd);
-		if ((r != -ENOENT && r != -ECONNREFUSED) || now_ns() >= deadline || stop_requested)
+		if ((r != -ENOENT && r != -ECONNREFUSED) || now_ns() >= deadline || fe_stop_requested)
 			return fe_error(fe, r, "connect %s: %s", path, strerror(-r));
 		struct timespec ts = { .tv_nsec = 20L * 1000000L };
 		nanosleep(&ts, NULL);
@@ -396,11 +396,6 @@ static int fe_connect(struct frontend *fe)
 }
 
 /* ---- negotiation ---- */
-
-static bool has_feature(uint64_t features, unsigned bit)
-{
-	return features & VU_BIT(bit);
-}
 
 static uint32_t config_le32(const uint8_t *region, size_t offset)
 {
@@ -451,10 +446,10 @@ static int fe_read_config(struct frontend *fe)
 	return 0;
 }
 
-static int fe_negotiate(struct frontend *fe)
+int fe_negotiate_begin(struct frontend *fe, uint64_t want_protocol)
 {
 	/* QEMU's order: protocol features and queue count first (vhost_user_backend_init), then
-	 * SET_OWNER, the config space at realize, and SET_FEATURES when the device starts. */
+	 * SET_OWNER; the device's own part (config space, SET_FEATURES) follows. */
 	int r = fe_get_u64(fe, VU_REQ_GET_FEATURES, &fe->dev_features);
 	if (r < 0)
 		return r;
@@ -467,10 +462,9 @@ static int fe_negotiate(struct frontend *fe)
 		r = fe_get_u64(fe, VU_REQ_GET_PROTOCOL_FEATURES, &fe->dev_protocol_features);
 		if (r < 0)
 			return r;
-		uint64_t want = VU_BIT(VU_PROTOCOL_F_MQ) | VU_BIT(VU_PROTOCOL_F_CONFIG);
 		if (!fe->opt.no_reply_ack)
-			want |= VU_BIT(VU_PROTOCOL_F_REPLY_ACK);
-		uint64_t pf = fe->dev_protocol_features & want;
+			want_protocol |= VU_BIT(VU_PROTOCOL_F_REPLY_ACK);
+		uint64_t pf = fe->dev_protocol_features & want_protocol;
 		r = fe_set_u64(fe, VU_REQ_SET_PROTOCOL_FEATURES, pf);
 		if (r < 0)
 			return r;
@@ -487,9 +481,26 @@ static int fe_negotiate(struct frontend *fe)
 		}
 	}
 
-	r = fe_call(fe, VU_REQ_SET_OWNER, NULL, 0, NULL, 0, NULL, 0);
+	return fe_call(fe, VU_REQ_SET_OWNER, NULL, 0, NULL, 0, NULL, 0);
+}
+
+int fe_negotiate_features(struct frontend *fe, uint64_t want)
+{
+	fe->features = fe->dev_features & want;
+	int r = fe_set_u64(fe, VU_REQ_SET_FEATURES, fe->features);
 	if (r < 0)
 		return r;
+	fe->event_idx = has_feature(fe->features, VU_F_RING_EVENT_IDX);
+	fe->indirect = has_feature(fe->features, VU_F_RING_INDIRECT_DESC);
+	return 0;
+}
+
+static int fe_negotiate(struct frontend *fe)
+{
+	int r = fe_negotiate_begin(fe, VU_BIT(VU_PROTOCOL_F_MQ) | VU_BIT(VU_PROTOCOL_F_CONFIG));
+	if (r < 0)
+		return r;
+	/* QEMU reads the config space at realize, before SET_FEATURES when the device starts. */
 	if (has_feature(fe->protocol_features, VU_PROTOCOL_F_CONFIG)) {
 		r = fe_read_config(fe);
 		if (r < 0)
@@ -505,13 +516,7 @@ static int fe_negotiate(struct frontend *fe)
 		want |= VU_BIT(VU_F_RING_INDIRECT_DESC);
 	if (fe->opt.check_requests)
 		want |= VU_BIT(VIRTIO_BLK_F_DISCARD) | VU_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
-	fe->features = fe->dev_features & want;
-	r = fe_set_u64(fe, VU_REQ_SET_FEATURES, fe->features);
-	if (r < 0)
-		return r;
-	fe->event_idx = has_feature(fe->features, VU_F_RING_EVENT_IDX);
-	fe->indirect = has_feature(fe->features, VU_F_RING_INDIRECT_DESC);
-	return 0;
+	return fe_negotiate_features(fe, want);
 }
 
 /* Checks the options against what the device reported and derives the request layout. */
@@ -585,9 +590,39 @@ void *gmem_alloc(struct guest_mem *m, uint64_t size, uint64_t align, uint64_t *r
 	return m->base + off;
 }
 
-static uint64_t align_up(uint64_t v, uint64_t a)
+int fe_guest_mem_create(struct frontend *fe, uint64_t size)
 {
-	return (v + a - 1) & ~(a - 1);
+	fe->mem.size = size < FE_MIN_GUEST_MEM ? FE_MIN_GUEST_MEM : size;
+	fe->mem.fd = memfd_create("vu-frontend-guest-ram", MFD_CLOEXEC);
+	if (fe->mem.fd < 0)
+		return fe_error(fe, -errno, "memfd_create: %s", strerror(errno));
+	if (ftruncate(fe->mem.fd, (off_t)fe->mem.size) < 0)
+		return fe_error(fe, -errno, "ftruncate guest memory: %s", strerror(errno));
+	void *p = mmap(NULL, fe->mem.size, PROT_READ | PROT_WRITE, MAP_SHARED, fe->mem.fd, 0);
+	if (p == MAP_FAILED)
+		return fe_error(fe, -errno, "mmap guest memory: %s", strerror(errno));
+	fe->mem.base = p;
+	return 0;
+}
+
+int fe_vqs_create(struct frontend *fe, uint32_t nvqs, uint16_t num)
+{
+	fe->vqs = calloc(nvqs, sizeof(*fe->vqs));
+	if (!fe->vqs)
+		return fe_error(fe, -ENOMEM, "out of memory");
+	fe->nvqs = nvqs;
+	for (uint32_t q = 0; q < nvqs; q++) {
+		struct vq *vq = &fe->vqs[q];
+		vq->index = q;
+		vq->num = num;
+		vq->kick_fd = vq->call_fd = -1;
+		vq->desc = gmem_alloc(&fe->mem, 16ull * num, 4096, &vq->desc_gpa);
+		vq->avail = gmem_alloc(&fe->mem, 6 + 2ull * num, 4096, &vq->avail_gpa);
+		vq->used = gmem_alloc(&fe->mem, 6 + 8ull * num, 4096, &vq->used_gpa);
+		if (!vq->desc || !vq->avail || !vq->used)
+			return fe_error(fe, -ENOMEM, "out of guest memory for the rings of queue %u", q);
+	}
+	return 0;
 }
 
 static int fe_setup_memory(struct frontend *fe)
@@ -601,36 +636,19 @@ static int fe_setup_memory(struct frontend *fe)
 	if (need > FE_MAX_GUEST_MEM)
 		return fe_error(fe, -E2BIG, "queues x iodepth x bs needs %" PRIu64 " MiB of guest memory (limit %llu)",
 				need >> 20, FE_MAX_GUEST_MEM >> 20);
-	fe->mem.size = need < FE_MIN_GUEST_MEM ? FE_MIN_GUEST_MEM : need;
-
-	fe->mem.fd = memfd_create("vu-blk-frontend-guest-ram", MFD_CLOEXEC);
-	if (fe->mem.fd < 0)
-		return fe_error(fe, -errno, "memfd_create: %s", strerror(errno));
-	if (ftruncate(fe->mem.fd, (off_t)fe->mem.size) < 0)
-		return fe_error(fe, -errno, "ftruncate guest memory: %s", strerror(errno));
-	void *p = mmap(NULL, fe->mem.size, PROT_READ | PROT_WRITE, MAP_SHARED, fe->mem.fd, 0);
-	if (p == MAP_FAILED)
-		return fe_error(fe, -errno, "mmap guest memory: %s", strerror(errno));
-	fe->mem.base = p;
-
-	fe->vqs = calloc(o->queues, sizeof(*fe->vqs));
-	if (!fe->vqs)
-		return fe_error(fe, -ENOMEM, "out of memory");
-	fe->nvqs = o->queues;
+	int r = fe_guest_mem_create(fe, need);
+	if (r == 0)
+		r = fe_vqs_create(fe, o->queues, (uint16_t)num);
+	if (r < 0)
+		return r;
 	for (uint32_t q = 0; q < fe->nvqs; q++) {
 		struct vq *vq = &fe->vqs[q];
-		vq->index = q;
-		vq->num = (uint16_t)num;
-		vq->kick_fd = vq->call_fd = -1;
-		vq->desc = gmem_alloc(&fe->mem, 16 * num, 4096, &vq->desc_gpa);
-		vq->avail = gmem_alloc(&fe->mem, 6 + 2 * num, 4096, &vq->avail_gpa);
-		vq->used = gmem_alloc(&fe->mem, 6 + 8 * num, 4096, &vq->used_gpa);
 		vq->nslots = o->iodepth;
 		vq->slots = calloc(vq->nslots, sizeof(*vq->slots));
 		vq->free_slots = calloc(vq->nslots, sizeof(*vq->free_slots));
 		vq->batch = calloc(vq->nslots, sizeof(*vq->batch));
-		if (!vq->desc || !vq->avail || !vq->used || !vq->slots || !vq->free_slots || !vq->batch)
-			return fe_error(fe, -ENOMEM, "out of guest or host memory for queue %u", q);
+		if (!vq->slots || !vq->free_slots || !vq->batch)
+			return fe_error(fe, -ENOMEM, "out of memory for queue %u", q);
 		for (uint32_t s = 0; s < vq->nslots; s++) {
 			struct slot *sl = &vq->slots[s];
 			uint64_t small_gpa;
@@ -658,7 +676,7 @@ static int fe_setup_memory(struct frontend *fe)
 	return 0;
 }
 
-static int fe_send_mem_table(struct frontend *fe)
+int fe_send_mem_table(struct frontend *fe)
 {
 	/* One region: all of guest memory, at guest address 0, known to the back-end by our address. */
 	struct vu_mem_table_msg mt = { .nregions = 1 };
@@ -702,27 +720,35 @@ int fe_start_vring(struct frontend *fe, struct vq *vq)
 	return r;
 }
 
-/* Stops the rings as QEMU does (disable, then GET_VRING_BASE) and checks that the back-end
- * consumed exactly what we made available. */
+int fe_stop_vring(struct frontend *fe, struct vq *vq, uint32_t *ret_base)
+{
+	int r;
+	if (has_feature(fe->features, VU_F_PROTOCOL_FEATURES)) {
+		r = fe_set_state(fe, VU_REQ_SET_VRING_ENABLE, vq->index, 0);
+		if (r < 0)
+			return r;
+	}
+	struct vu_vring_state req = { .index = vq->index, .num = 0 }, reply = { 0, 0 };
+	r = fe_call(fe, VU_REQ_GET_VRING_BASE, &req, sizeof(req), NULL, 0, &reply, sizeof(reply));
+	if (r < 0)
+		return r;
+	if (reply.index != vq->index)
+		return fe_error(fe, -EPROTO, "GET_VRING_BASE: reply for queue %u, asked %u", reply.index, vq->index);
+	*ret_base = reply.num;
+	return 0;
+}
+
 int fe_stop_vrings(struct frontend *fe)
 {
 	for (uint32_t q = 0; q < fe->nvqs; q++) {
 		struct vq *vq = &fe->vqs[q];
-		int r;
-		if (has_feature(fe->features, VU_F_PROTOCOL_FEATURES)) {
-			r = fe_set_state(fe, VU_REQ_SET_VRING_ENABLE, vq->index, 0);
-			if (r < 0)
-				return r;
-		}
-		struct vu_vring_state req = { .index = vq->index, .num = 0 }, reply = { 0, 0 };
-		r = fe_call(fe, VU_REQ_GET_VRING_BASE, &req, sizeof(req), NULL, 0, &reply, sizeof(reply));
+		uint32_t base = 0;
+		int r = fe_stop_vring(fe, vq, &base);
 		if (r < 0)
 			return r;
-		if (reply.index != vq->index)
-			return fe_error(fe, -EPROTO, "GET_VRING_BASE: reply for queue %u, asked %u", reply.index, vq->index);
-		if (reply.num != vq->avail_idx)
+		if (base != vq->avail_idx)
 			return fe_error(fe, -EPROTO, "GET_VRING_BASE queue %u: back-end base %u, front-end made %u available",
-					vq->index, reply.num, vq->avail_idx);
+					vq->index, base, vq->avail_idx);
 	}
 	return 0;
 }
@@ -731,7 +757,7 @@ int fe_stop_vrings(struct frontend *fe)
 
 static bool phase_may_submit(const struct phase *ph)
 {
-	if (stop_requested)
+	if (fe_stop_requested)
 		return false;
 	if (ph->limit_ios && ph->submitted >= ph->limit_ios)
 		return false;
@@ -796,8 +822,7 @@ static void vq_build_request(struct frontend *fe, struct vq *vq, struct slot *sl
 	vq->avail_idx++;
 }
 
-/* Publishes the batch and kicks the back-end unless it asked not to be. */
-static int vq_publish(struct frontend *fe, struct vq *vq)
+int fe_vq_publish(struct frontend *fe, struct vq *vq)
 {
 	/* Release: the descriptors and avail ring entries written above must be visible to the
 	 * back-end before the avail->idx that announces them. */
@@ -813,11 +838,6 @@ static int vq_publish(struct frontend *fe, struct vq *vq)
 	else
 		kick = !(shared_load16(&vq->used->flags) & VRING_USED_F_NO_NOTIFY);
 	vq->kick_old_idx = vq->avail_idx;
-
-	uint64_t t = now_ns();
-	for (uint32_t i = 0; i < vq->nbatch; i++)
-		vq->slots[vq->batch[i]].t_submit_ns = t;
-	vq->nbatch = 0;
 	if (!kick)
 		return 0;
 	uint64_t one = 1;
@@ -825,6 +845,16 @@ static int vq_publish(struct frontend *fe, struct vq *vq)
 		return fe_error(fe, -errno, "kick queue %u: %s", vq->index, strerror(errno));
 	fe->kicks++;
 	return 0;
+}
+
+/* Publishes the batch and kicks the back-end unless it asked not to be. */
+static int vq_publish(struct frontend *fe, struct vq *vq)
+{
+	uint64_t t = now_ns();
+	for (uint32_t i = 0; i < vq->nbatch; i++)
+		vq->slots[vq->batch[i]].t_submit_ns = t;
+	vq->nbatch = 0;
+	return fe_vq_publish(fe, vq);
 }
 
 void fe_desc_set(struct vring_desc *d, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
@@ -1070,7 +1100,7 @@ static int fe_run(struct frontend *fe, double *ret_elapsed_s)
 	return r;
 }
 
-static void fe_close(struct frontend *fe)
+void fe_close(struct frontend *fe)
 {
 	if (fe->sock >= 0)
 		close(fe->sock);
@@ -1098,6 +1128,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: vu-blk-frontend --socket PATH [options]\n"
+		"       vu-blk-frontend net --socket PATH --mac MAC --dst MAC ... (vhost-user-net; net --help)\n"
 		"Drives a vhost-user-blk back-end as QEMU and a guest driver would, prints one JSON object.\n"
 		"  --rw randread|randwrite|read|write   workload (default randread)\n"
 		"  --bs BYTES          request size, multiple of 512 (default 4096; k/m suffixes)\n"
@@ -1133,7 +1164,7 @@ static void usage(FILE *f)
 	fe_hostile_usage(f);
 }
 
-static int parse_u64(const char *s, bool suffixes, uint64_t *ret)
+int parse_u64(const char *s, bool suffixes, uint64_t *ret)
 {
 	char *end;
 	errno = 0;
@@ -1348,15 +1379,17 @@ static const char *rw_name(enum rw_mode rw)
 
 int main(int argc, char **argv)
 {
-	struct frontend fe = { .sock = -1, .mem.fd = -1 };
-	if (parse_options(argc, argv, &fe.opt) < 0)
-		return 2;
-	fe.rng = fe.opt.seed ? fe.opt.seed : 0x9E3779B97F4A7C15ull;
-
 	struct sigaction sa = { .sa_handler = on_stop_signal };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	if (argc > 1 && !strcmp(argv[1], "net"))
+		return fe_net_main(argc - 1, argv + 1);
+
+	struct frontend fe = { .sock = -1, .mem.fd = -1 };
+	if (parse_options(argc, argv, &fe.opt) < 0)
+		return 2;
+	fe.rng = fe.opt.seed ? fe.opt.seed : 0x9E3779B97F4A7C15ull;
 
 	uint64_t backend_ticks0 = 0, backend_ticks1 = 0;
 	double cpu0, cpu1, elapsed = 0;
@@ -1436,7 +1469,7 @@ int main(int argc, char **argv)
 			(int)fe.opt.backend_pid, strerror(-backend_r));
 		rc = 1;
 	}
-	if (stop_requested) {
+	if (fe_stop_requested) {
 		fprintf(stderr, "vu-blk-frontend: interrupted; the numbers cover the time before the signal\n");
 		rc = 1;
 	}

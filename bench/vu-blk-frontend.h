@@ -1,12 +1,13 @@
-/* What the synthetic vhost-user-blk front-end's parts share: its state (guest memory, rings,
- * request slots), its vhost-user messaging, hand-built requests, and the entry points of the
- * hostile modes and of --check-requests. */
+/* What the synthetic vhost-user front-end's parts share: its state (guest memory, rings, request
+ * slots), its vhost-user messaging, hand-built requests, and the entry points of the hostile modes,
+ * of --check-requests and of the net mode (`vu-blk-frontend net`, vhost-user-net). */
 #pragma once
 
 #include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -151,7 +152,20 @@ static inline uint16_t *vq_avail_event(struct vq *vq)
 	return (uint16_t *)&vq->used->ring[vq->num];
 }
 
-/* ---- vu-blk-frontend.c ---- */
+static inline bool has_feature(uint64_t features, unsigned bit)
+{
+	return features & VU_BIT(bit);
+}
+
+static inline uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+/* ---- vu-blk-frontend.c: the vhost-user front-end every mode shares ---- */
+
+/* Set by SIGINT and SIGTERM: the run stops and reports what it has. */
+extern volatile sig_atomic_t fe_stop_requested;
 
 /* Records the message of an error in fe->err and returns r. */
 int fe_error(struct frontend *fe, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -173,11 +187,33 @@ int fe_recv_reply(struct frontend *fe, uint32_t req, void *reply, uint32_t reply
 int fe_call(struct frontend *fe, uint32_t req, const void *payload, uint32_t size, const int *fds, unsigned nfds,
 	    void *reply, uint32_t reply_size);
 int fe_set_state(struct frontend *fe, uint32_t req, uint32_t index, uint32_t num);
+/* Connects to opt.socket_path, retrying for opt.connect_timeout_s while the back-end starts. */
+int fe_connect(struct frontend *fe);
+/* The device-independent start of QEMU's handshake: GET_FEATURES (VERSION_1 required), protocol
+ * features (want_protocol, plus REPLY_ACK unless opt.no_reply_ack), GET_QUEUE_NUM with MQ, SET_OWNER. */
+int fe_negotiate_begin(struct frontend *fe, uint64_t want_protocol);
+/* SET_FEATURES with what the device offers of want; sets event_idx and indirect. */
+int fe_negotiate_features(struct frontend *fe, uint64_t want);
+/* The memfd that is the guest's RAM (at least FE_MIN_GUEST_MEM), mapped. */
+int fe_guest_mem_create(struct frontend *fe, uint64_t size);
+/* nvqs rings of num entries in guest memory; vq->index = its position. */
+int fe_vqs_create(struct frontend *fe, uint32_t nvqs, uint16_t num);
+/* SET_MEM_TABLE: all of guest memory as one region at guest address 0. */
+int fe_send_mem_table(struct frontend *fe);
 /* SET_VRING_NUM .. SET_VRING_ENABLE for vq, with new call and kick eventfds. */
 int fe_start_vring(struct frontend *fe, struct vq *vq);
-/* Stops the rings as QEMU does (disable, then GET_VRING_BASE) and checks that the back-end
- * consumed exactly what we made available. */
+/* Stops one ring as QEMU does (disable, then GET_VRING_BASE); *ret_base is the back-end's base. */
+int fe_stop_vring(struct frontend *fe, struct vq *vq, uint32_t *ret_base);
+/* Stops every ring and checks that the back-end consumed exactly what we made available. */
 int fe_stop_vrings(struct frontend *fe);
+/* Publishes vq->avail_idx and kicks unless the back-end asked not to be (EVENT_IDX or NO_NOTIFY). */
+int fe_vq_publish(struct frontend *fe, struct vq *vq);
+void fe_close(struct frontend *fe);
+/* utime + stime of a process, in clock ticks; this process's CPU seconds. */
+int proc_cpu_ticks(pid_t pid, uint64_t *ret_ticks);
+double self_cpu_s(void);
+/* A number with optional k/m/g suffixes (powers of two). */
+int parse_u64(const char *s, bool suffixes, uint64_t *ret);
 /* s as a JSON string, quotes included; bytes outside printable ASCII are escaped. */
 void fe_json_string(FILE *f, const char *s);
 
@@ -216,3 +252,9 @@ int fe_hostile_report_setup_failure(const struct frontend *fe);
 int fe_requests_run(struct frontend *fe);
 /* The same JSON line for a run that could not even complete the handshake. */
 int fe_requests_report_setup_failure(const struct frontend *fe);
+
+/* ---- vu-frontend-net.c ---- */
+
+/* `vu-blk-frontend net ...`: a vhost-user-net front-end that sends frames as fast as the back-end
+ * takes them. argv[0] is "net". Returns the exit status. */
+int fe_net_main(int argc, char **argv);
