@@ -39,6 +39,8 @@ struct net_options {
 	bool no_event_idx;
 	bool mrg_rxbuf;
 	bool no_tx;
+	bool no_rx_refill;
+	uint32_t rx_buf_len;
 	uint32_t poll_us;
 	pid_t backend_pid;
 	double connect_timeout_s;
@@ -90,6 +92,9 @@ static void net_usage(FILE *f)
 		"  --no-event-idx      do not negotiate VIRTIO_RING_F_EVENT_IDX\n"
 		"  --mrg-rxbuf         negotiate VIRTIO_NET_F_MRG_RXBUF (as Linux guests do)\n"
 		"  --no-tx             only receive for --seconds (frames sent to MAC from elsewhere)\n"
+		"  --no-rx-refill      post the RX ring once and never again (a guest that stopped reading)\n"
+		"  --rx-buf-len N      RX buffer bytes, 64..2048 (default 2048); with --mrg-rxbuf a frame may\n"
+		"                      then take several\n"
 		"  --poll-us N         with nothing to do, poll the rings this long before sleeping (default 0:\n"
 		"                      sleep at once, waiting for 3/4 of a full TX ring, as a Linux guest does)\n"
 		"  --connect-timeout S retry connecting this long (default 5)\n");
@@ -98,7 +103,8 @@ static void net_usage(FILE *f)
 static int net_parse_options(int argc, char **argv, struct net_options *o)
 {
 	enum { OPT_SOCKET = 256, OPT_MAC, OPT_DST, OPT_FRAME_SIZE, OPT_SECONDS, OPT_BATCH, OPT_QUEUE_SIZE, OPT_JSON,
-	       OPT_BACKEND_PID, OPT_NO_EVENT_IDX, OPT_MRG_RXBUF, OPT_NO_TX, OPT_POLL_US, OPT_CONNECT_TIMEOUT, OPT_HELP };
+	       OPT_BACKEND_PID, OPT_NO_EVENT_IDX, OPT_MRG_RXBUF, OPT_NO_TX, OPT_POLL_US, OPT_CONNECT_TIMEOUT, OPT_HELP,
+	       OPT_NO_RX_REFILL, OPT_RX_BUF_LEN };
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "mac", required_argument, NULL, OPT_MAC },
@@ -112,13 +118,15 @@ static int net_parse_options(int argc, char **argv, struct net_options *o)
 		{ "no-event-idx", no_argument, NULL, OPT_NO_EVENT_IDX },
 		{ "mrg-rxbuf", no_argument, NULL, OPT_MRG_RXBUF },
 		{ "no-tx", no_argument, NULL, OPT_NO_TX },
+		{ "no-rx-refill", no_argument, NULL, OPT_NO_RX_REFILL },
+		{ "rx-buf-len", required_argument, NULL, OPT_RX_BUF_LEN },
 		{ "poll-us", required_argument, NULL, OPT_POLL_US },
 		{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	*o = (struct net_options){ .frame_size = NET_FRAME_MIN, .seconds = 5, .batch = 32, .queue_size = 256,
-				   .connect_timeout_s = 5 };
+				   .connect_timeout_s = 5, .rx_buf_len = NET_BUF_LEN };
 	bool have_mac = false, have_dst = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -175,6 +183,16 @@ static int net_parse_options(int argc, char **argv, struct net_options *o)
 			break;
 		case OPT_NO_TX:
 			o->no_tx = true;
+			break;
+		case OPT_NO_RX_REFILL:
+			o->no_rx_refill = true;
+			break;
+		case OPT_RX_BUF_LEN:
+			v = strtoull(optarg, &end, 10);
+			if (*end || v < 64 || v > NET_BUF_LEN)
+				name = "--rx-buf-len (64..2048)";
+			else
+				o->rx_buf_len = (uint32_t)v;
 			break;
 		case OPT_POLL_US:
 			if (parse_u64(optarg, false, &v) < 0 || v > 1000000)
@@ -288,7 +306,8 @@ static int net_rx_refill(struct net_run *n)
 		return 0;
 	while (ring->nfree) {
 		uint16_t id = ring->free_ids[--ring->nfree];
-		fe_desc_set(&vq->desc[id], ring->buf_gpa + (uint64_t)id * NET_BUF_LEN, NET_BUF_LEN, VRING_DESC_F_WRITE, 0);
+		/* --rx-buf-len: smaller buffers than the slot, so a frame may need several (mergeable). */
+		fe_desc_set(&vq->desc[id], ring->buf_gpa + (uint64_t)id * NET_BUF_LEN, n->o.rx_buf_len, VRING_DESC_F_WRITE, 0);
 		ring->busy[id] = true;
 		fe_avail_add(vq, id);
 	}
@@ -335,7 +354,7 @@ static int net_rx_reap(struct net_run *n, bool refill)
 		int r = net_ring_take(n, ring, id);
 		if (r < 0)
 			return r;
-		if (len > NET_BUF_LEN) {
+		if (len > n->o.rx_buf_len) {
 			n->rx_bad++;
 			continue;
 		}
@@ -445,7 +464,7 @@ static int net_run_traffic(struct net_run *n, struct net_result *res)
 		if (r < 0)
 			return r;
 		progress += r;
-		r = net_rx_reap(n, true);
+		r = net_rx_reap(n, !n->o.no_rx_refill);
 		if (r < 0)
 			return r;
 		progress += r;

@@ -57,6 +57,7 @@ struct net_queue {
 	struct vu_vq *vq;
 	struct vu_watch kick_watch;
 	bool notify;                  /* pushed since the last notification */
+	uint16_t rx_seen;             /* RX: the driver's avail index when its buffers last ran out */
 	struct net_queue *notify_next;
 };
 
@@ -92,8 +93,9 @@ struct net_tx_pending {
 	struct net_queue *q;
 	uint16_t head;
 	uint8_t hdr[NET_VNET_HDR_LEN];
+	uint8_t first[NET_PARSE_BYTES];  /* the frame's first bytes, as checked */
 	unsigned iovcnt;
-	struct iovec iov[VU_ELEM_MAX_IOV + 1];
+	struct iovec iov[VU_ELEM_MAX_IOV + 2];
 };
 
 static struct {
@@ -118,10 +120,11 @@ static struct {
 	struct vu_watch stats_watch;
 	char stats_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	bool verbose;
+	unsigned uplink_errors_logged;
 	uint64_t poll_ns, poll_cur_ns;
 	gid_t socket_gid;
 	unsigned default_mtu;
-} net = { .socket_gid = (gid_t)-1, .stats_fd = -1, .poll_ns = (uint64_t)NET_DEFAULT_POLL_US * 1000 };
+} net = { .socket_gid = (gid_t)-1, .stats_fd = -1, .up = { .fd = -1 }, .poll_ns = (uint64_t)NET_DEFAULT_POLL_US * 1000 };
 
 /* ---------- queues ---------- */
 
@@ -186,19 +189,15 @@ static void backlog_free(struct net_client *c)
 	c->backlog_bytes = 0;
 }
 
-/* The receive queue a flow goes to: one of the started ones in the pairs in use. */
-static struct net_queue *rx_queue_for(struct net_client *c, uint32_t hash)
+/* Queue pairs the driver uses: all it asked for with MQ, else the first. */
+static unsigned pairs_in_use(const struct net_client *c)
 {
-	struct net_queue *started[NET_MAX_PAIRS];
-	unsigned n = 0;
+	return vu_dev_has_feature(&c->dev, NET_F_MQ) ? c->pairs_used : 1;
+}
 
-	for (unsigned i = 0; i < c->pairs_used; i++) {
-		struct net_queue *q = &c->queues[2 * i];
-
-		if (q->vq && q->vq->started)
-			started[n++] = q;
-	}
-	return n ? started[hash % n] : NULL;
+static bool queue_started(const struct net_queue *q)
+{
+	return q->vq && q->vq->started;
 }
 
 static int rx_unpop_all(struct vu_vq *vq, const uint16_t *heads, unsigned n)
@@ -209,12 +208,12 @@ static int rx_unpop_all(struct vu_vq *vq, const uint16_t *heads, unsigned n)
 	return 0;
 }
 
-/* Copies one frame into the client's receive buffers. 0: delivered; -EAGAIN: no buffers now;
- * -EMSGSIZE: the buffers can never hold it; -ENOLINK: no receive queue; -EIO: the client broke its
- * ring (the device is then broken). */
-static int rx_put(struct net_client *c, const struct net_vnet_hdr *hdr, const uint8_t *frame, size_t len, uint32_t hash)
+/* Copies one frame into the buffers of receive queue q. 0: delivered; -EAGAIN: not enough
+ * buffers now; -EMSGSIZE: its buffers can never hold it; -EIO: the client broke its ring (the
+ * device is then broken). */
+static int rx_put_queue(struct net_client *c, struct net_queue *q, const struct net_vnet_hdr *hdr,
+			const uint8_t *frame, size_t len)
 {
-	struct net_queue *q = rx_queue_for(c, hash);
 	bool mrg = vu_dev_has_feature(&c->dev, NET_F_MRG_RXBUF);
 	uint16_t heads[NET_RX_MAX_BUFS];
 	uint32_t lens[NET_RX_MAX_BUFS];
@@ -225,29 +224,34 @@ static int rx_put(struct net_client *c, const struct net_vnet_hdr *hdr, const ui
 	unsigned n = 0;
 	int r;
 
-	if (!q || c->dev.broken)
-		return -ENOLINK;
 	for (;;) {
 		struct iovec *in;
 		size_t room, chunk;
 
 		r = vu_vq_pop(q->vq, e);
 		if (r < 0) {
+			(void)rx_unpop_all(q->vq, heads, n);
 			client_break(c, "guest broke its receive ring", r);
 			return -EIO;
 		}
-		if (r == 0 || e->out_num) {
-			if (r > 0) {
-				/* A receive buffer the device may only read: no driver does that. */
-				rx_unpop_all(q->vq, heads, n);
-				client_break(c, "receive buffer not writable", -EINVAL);
-				return -EIO;
-			}
+		if (r > 0 && e->out_num) {
+			/* A receive buffer the device may only read: no driver does that. */
+			heads[n++] = e->head;
+			(void)rx_unpop_all(q->vq, heads, n);
+			client_break(c, "receive buffer not writable", -EINVAL);
+			return -EIO;
+		}
+		if (r == 0) {
+			/* Every buffer of the ring was not enough: this frame never fits. */
+			bool never = n >= q->vq->num;
+
 			if (rx_unpop_all(q->vq, heads, n) < 0) {
 				client_break(c, "receive ring state lost", -EINVAL);
 				return -EIO;
 			}
-			return -EAGAIN;
+			/* Kicks, and polling, wait for the driver to move past what we saw. */
+			q->rx_seen = q->vq->shadow_avail_idx;
+			return never ? -EMSGSIZE : -EAGAIN;
 		}
 		in = e->iov + e->out_num;
 		heads[n] = e->head;
@@ -288,6 +292,33 @@ static int rx_put(struct net_client *c, const struct net_vnet_hdr *hdr, const ui
 	return 0;
 }
 
+/* Delivers into the receive queue the flow hashes to, or, when that one has no buffers, into
+ * any other that has: a flow then changes queue only while its own is starved. -ENOLINK: no
+ * receive queue runs. */
+static int rx_put(struct net_client *c, const struct net_vnet_hdr *hdr, const uint8_t *frame, size_t len, uint32_t hash)
+{
+	unsigned pairs = pairs_in_use(c), started = 0, first;
+	int r = -ENOLINK;
+
+	if (c->dev.broken)
+		return -ENOLINK;
+	for (unsigned i = 0; i < pairs; i++)
+		started += queue_started(&c->queues[2 * i]);
+	if (!started)
+		return -ENOLINK;
+	first = hash % pairs;
+	for (unsigned i = 0; i < pairs; i++) {
+		struct net_queue *q = &c->queues[2 * ((first + i) % pairs)];
+
+		if (!queue_started(q))
+			continue;
+		r = rx_put_queue(c, q, hdr, frame, len);
+		if (r != -EAGAIN)
+			return r;
+	}
+	return r;
+}
+
 static void rx_count(struct net_client *c, int r, size_t len)
 {
 	if (r == 0) {
@@ -304,10 +335,10 @@ static int rx_want_kicks(struct net_client *c, bool on)
 {
 	int more = 0;
 
-	for (unsigned i = 0; i < c->pairs; i++) {
+	for (unsigned i = 0; i < pairs_in_use(c); i++) {
 		struct net_queue *q = &c->queues[2 * i];
 
-		if (q->vq && q->vq->started && vu_vq_set_notification(q->vq, on) > 0)
+		if (queue_started(q) && (on ? vu_vq_kick_after(q->vq, q->rx_seen) : vu_vq_set_notification(q->vq, false)) > 0)
 			more = 1;
 	}
 	return more;
@@ -499,6 +530,13 @@ static bool tx_one(struct net_queue *q, struct vu_elem *e)
 		       "virtio-net header, or longer than the MTU");
 		return false;
 	}
+	if (info.l3_offset > NET_ETH_HLEN || info.ethertype == NET_ETHERTYPE_VLAN || info.ethertype == NET_ETHERTYPE_QINQ) {
+		c->port.c.tx_malformed++;
+		tx_log(c, &c->malformed_logged, "a VLAN-tagged frame", "ddtk-net's ports are untagged");
+		return false;
+	}
+	/* Everything below decides on these copies of the header and the frame's first bytes, and
+	 * sends them, never guest memory read again: another vCPU may rewrite it meanwhile. */
 	if (net_switch_check_source(&net.sw, c->index, head, head_len, &info) != NET_ACCEPT) {
 		char mac[18];
 
@@ -518,6 +556,7 @@ static bool tx_one(struct net_queue *q, struct vu_elem *e)
 		struct net_frame_info full;
 
 		vu_iov_to_buf(e->iov, e->out_num, c->hdr_len, net.frame, len);
+		memcpy(net.frame, head, head_len);
 		(void)net_frame_parse(net.frame, len, &full);
 		deliver_to_ports(route.ports, &h, net.frame, len, &full);
 	}
@@ -526,16 +565,20 @@ static bool tx_one(struct net_queue *q, struct vu_elem *e)
 			c->port.c.tx_dropped++; /* unicast for nobody, and no uplink to try */
 		return false;
 	}
-	/* To the uplink straight from guest memory: the kernel copies it once. */
+	/* To the uplink: the checked first bytes from our copy, the rest straight from guest memory
+	 * (the kernel copies it once). */
 	struct net_tx_pending *p = &net.pend[net.npend];
-	size_t skip = c->hdr_len;
+	size_t skip = c->hdr_len + head_len;
 
 	p->q = q;
 	p->head = e->head;
 	net_vnet_hdr_encode(&h, NET_VNET_HDR_LEN, p->hdr);
+	memcpy(p->first, head, head_len);
 	p->iov[0].iov_base = p->hdr;
 	p->iov[0].iov_len = NET_VNET_HDR_LEN;
-	p->iovcnt = 1;
+	p->iov[1].iov_base = p->first;
+	p->iov[1].iov_len = head_len;
+	p->iovcnt = 2;
 	for (unsigned i = 0; i < e->out_num; i++) {
 		size_t l = e->iov[i].iov_len;
 
@@ -581,7 +624,7 @@ static void ctrl_process(struct net_queue *q)
 	struct net_client *c = q->client;
 	struct vu_elem *e = &net.rx_cur;
 
-	for (;;) {
+	for (unsigned n = 0; n < NET_TX_BUDGET; n++) {
 		int r = vu_vq_pop(q->vq, e);
 		uint8_t ack = NET_CTRL_ERR;
 
@@ -660,8 +703,16 @@ static void on_uplink(struct vu_watch *w, uint32_t events)
 	while (taken < NET_UPLINK_BUDGET) {
 		int n = net_uplink_recv(&net.up, net.up_bufs, NET_UPLINK_BUFSIZE, NET_UPLINK_BATCH, lens);
 
+		if (n == -EINVAL) {
+			/* A packet the kernel could not describe with a virtio-net header (a GSO type
+			 * virtio has no name for): it is gone; count it and go on. */
+			net.sw.uplink.rx_malformed++;
+			taken++;
+			continue;
+		}
 		if (n < 0) {
-			fprintf(stderr, "ddtk-net: uplink %s: receive: %s\n", net.up.name, strerror(-n));
+			if (net.uplink_errors_logged++ < NET_LOG_LIMIT)
+				fprintf(stderr, "ddtk-net: uplink %s: receive: %s\n", net.up.name, strerror(-n));
 			return;
 		}
 		if (n == 0)
@@ -724,8 +775,8 @@ static int net_get_config(void *backend, uint32_t offset, uint8_t *buf, uint32_t
 static void port_update_up(struct net_client *c)
 {
 	c->port.up = false;
-	for (unsigned i = 0; i < c->pairs; i++)
-		if (c->queues[2 * i].vq && c->queues[2 * i].vq->started)
+	for (unsigned i = 0; i < pairs_in_use(c); i++)
+		if (queue_started(&c->queues[2 * i]))
 			c->port.up = true;
 }
 
@@ -760,6 +811,13 @@ static void net_queue_stop(void *backend, struct vu_vq *vq)
 	port_update_up(c);
 	if (!c->port.up)
 		backlog_free(c);
+	for (unsigned i = 0; i < c->dev.info.num_queues; i++)
+		if (queue_started(&c->queues[i]))
+			return;
+	/* Every queue stopped: the driver reset the device (a reboot, a driver reload). What it
+	 * joined or asked for is forgotten; the next driver reports its own. */
+	net_port_reset_filters(&c->port);
+	c->pairs_used = c->pairs;
 }
 
 static int net_set_mtu(void *backend, uint64_t mtu)
@@ -854,9 +912,10 @@ static void stats_write(FILE *f)
 		fprintf(f,
 			"{\"name\": \"%s\", \"mtu\": %u, \"rx_packets\": %" PRIu64 ", \"rx_bytes\": %" PRIu64
 			", \"tx_packets\": %" PRIu64 ", \"tx_bytes\": %" PRIu64 ", \"rx_unknown\": %" PRIu64
-			", \"rx_spoofed\": %" PRIu64 ", \"rx_malformed\": %" PRIu64 ", \"tx_errors\": %" PRIu64 "}",
+			", \"rx_spoofed\": %" PRIu64 ", \"rx_malformed\": %" PRIu64 ", \"rx_tagged\": %" PRIu64
+			", \"tx_errors\": %" PRIu64 "}",
 			net.up.name, net.up.mtu, u->rx_packets, u->rx_bytes, u->tx_packets, u->tx_bytes, u->rx_unknown,
-			u->rx_spoofed, u->rx_malformed, u->tx_errors);
+			u->rx_spoofed, u->rx_malformed, net.up.rx_tagged, u->tx_errors);
 	else
 		fprintf(f, "null");
 	fprintf(f, ",\n  \"clients\": [");
@@ -954,9 +1013,16 @@ static bool for_each_queue(int (*fn)(struct net_queue *q))
 	return any;
 }
 
+/* A receive queue counts as having work only when the driver added buffers since they last ran
+ * out: the ones we popped and gave back are still "available" and must not spin the loop. */
+static bool rx_is_rx(const struct net_queue *q)
+{
+	return queue_role(q->client, q->vq->index) == NET_QUEUE_RX;
+}
+
 static int queue_poll(struct net_queue *q)
 {
-	if (vu_vq_has_work(q->vq) == 0)
+	if (rx_is_rx(q) ? vu_vq_avail_idx(q->vq) == q->rx_seen : vu_vq_has_work(q->vq) == 0)
 		return 0;
 	queue_process(q);
 	return 1;
@@ -969,7 +1035,7 @@ static int queue_kicks_off(struct net_queue *q)
 
 static int queue_kicks_on(struct net_queue *q)
 {
-	if (vu_vq_set_notification(q->vq, true) == 0)
+	if ((rx_is_rx(q) ? vu_vq_kick_after(q->vq, q->rx_seen) : vu_vq_set_notification(q->vq, true)) == 0)
 		return 0;
 	queue_process(q); /* arrived while kicks were off: nobody will kick for it */
 	return 1;

@@ -1,6 +1,5 @@
 /* AF_PACKET uplink: batched sendmmsg/recvmmsg with virtio-net headers. */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,8 +18,6 @@
 
 /* Socket buffers: room for a burst of 64 KiB GSO packets in each direction. */
 #define NET_UPLINK_SOCKBUF (8 << 20)
-/* How long a send waits for room in a full socket buffer before dropping. */
-#define NET_UPLINK_SEND_WAIT_MS 2
 
 int net_uplink_open(struct net_uplink *u, const char *ifname, char *err, size_t errlen)
 {
@@ -50,6 +47,13 @@ int net_uplink_open(struct net_uplink *u, const char *ifname, char *err, size_t 
 	if (setsockopt(u->fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "uplink %s: PACKET_VNET_HDR: %s", ifname, strerror(errno));
+		goto fail;
+	}
+	/* The kernel takes 802.1Q tags off before we see a frame and tells only in the auxiliary
+	 * data: without it, frames of every VLAN on a trunk would reach the clients untagged. */
+	if (setsockopt(u->fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "uplink %s: PACKET_AUXDATA: %s", ifname, strerror(errno));
 		goto fail;
 	}
 	/* Without this, everything we send comes back to us as received (outgoing) frames. */
@@ -118,7 +122,6 @@ int net_uplink_send(struct net_uplink *u, struct iovec *const *iovs, const unsig
 {
 	struct mmsghdr msgs[NET_UPLINK_BATCH];
 	unsigned done = 0, sent = 0;
-	bool waited = false;
 
 	if (n > NET_UPLINK_BATCH)
 		return -EINVAL;
@@ -140,15 +143,11 @@ int net_uplink_send(struct net_uplink *u, struct iovec *const *iovs, const unsig
 		}
 		if (errno == EINTR)
 			continue;
-		if ((errno == EAGAIN || errno == ENOBUFS) && !waited) {
-			struct pollfd pfd = { .fd = u->fd, .events = POLLOUT };
-
-			waited = true;
-			(void)poll(&pfd, 1, NET_UPLINK_SEND_WAIT_MS);
-			continue;
-		}
-		if (errno == EAGAIN || errno == ENOBUFS)
-			break; /* still full: drop the rest rather than stall every client */
+		/* The socket buffer is full: the interface is slower than the clients. Like a switch
+		 * port with a full queue, drop (the clients' TCP backs off) rather than make every
+		 * client and the receive side wait. */
+		if (errno == EAGAIN)
+			break;
 		if (errno == EBADF || errno == ENOTSOCK || errno == EFAULT)
 			return -errno;
 		/* This frame was refused (too big for the MTU, a header the kernel rejects, the link
@@ -163,6 +162,10 @@ int net_uplink_recv(struct net_uplink *u, uint8_t *const *bufs, size_t bufsize, 
 	struct mmsghdr msgs[NET_UPLINK_BATCH];
 	struct iovec iov[NET_UPLINK_BATCH];
 	struct sockaddr_ll from[NET_UPLINK_BATCH];
+	union {
+		char buf[CMSG_SPACE(sizeof(struct tpacket_auxdata))];
+		struct cmsghdr align;
+	} control[NET_UPLINK_BATCH];
 	int r;
 
 	if (n > NET_UPLINK_BATCH)
@@ -175,6 +178,9 @@ int net_uplink_recv(struct net_uplink *u, uint8_t *const *bufs, size_t bufsize, 
 		msgs[i].msg_hdr.msg_iovlen = 1;
 		msgs[i].msg_hdr.msg_name = &from[i];
 		msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+		/* cppcheck-suppress legacyUninitvar ; the kernel fills it */
+		msgs[i].msg_hdr.msg_control = control[i].buf;
+		msgs[i].msg_hdr.msg_controllen = sizeof(control[i].buf);
 	}
 	do {
 		r = recvmmsg(u->fd, msgs, n, MSG_DONTWAIT | MSG_TRUNC, NULL);
@@ -188,6 +194,20 @@ int net_uplink_recv(struct net_uplink *u, uint8_t *const *bufs, size_t bufsize, 
 			len = 0;
 		if (!u->ignore_outgoing && from[i].sll_pkttype == PACKET_OUTGOING)
 			len = 0;
+		/* ddtk-net's ports are untagged: a frame that came with a VLAN tag is not theirs. */
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm && len;
+		     cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm)) {
+			struct tpacket_auxdata aux;
+
+			if (cm->cmsg_level != SOL_PACKET || cm->cmsg_type != PACKET_AUXDATA ||
+			    cm->cmsg_len < CMSG_LEN(sizeof(aux)))
+				continue;
+			memcpy(&aux, CMSG_DATA(cm), sizeof(aux));
+			if ((aux.tp_status & TP_STATUS_VLAN_VALID) && (aux.tp_vlan_tci & 0x0fff)) {
+				u->rx_tagged++;
+				len = 0;
+			}
+		}
 		ret_len[i] = len;
 	}
 	return r;

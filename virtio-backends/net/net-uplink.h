@@ -17,6 +17,7 @@ struct net_uplink {
 	char name[IF_NAMESIZE];
 	unsigned mtu;
 	bool ignore_outgoing;   /* the kernel hides our own sends (PACKET_IGNORE_OUTGOING) */
+	uint64_t rx_tagged;     /* frames dropped because they came with a VLAN tag */
 };
 
 /* Opens ifname: binds to it, receives everything (promiscuous), with vnet headers. err gets a
@@ -30,8 +31,9 @@ int net_uplink_get_mtu(const struct net_uplink *u);
 bool net_uplink_is_up(const struct net_uplink *u);
 
 /* Sends n frames, each an iovec list starting with a 10-byte vnet header. ret_ok[i] says whether
- * frame i went out. Returns the number sent, or a negative errno when the socket failed. Waits
- * briefly for room when the socket buffer is full, then gives up on the rest. */
+ * frame i went out: a frame the kernel refuses (ENOBUFS from a full queue, too long, link down) is
+ * skipped, and when the socket buffer is full the rest are dropped, never waited for. Returns the
+ * number sent, or a negative errno when the socket itself failed. */
 int net_uplink_send(struct net_uplink *u, struct iovec *const *iovs, const unsigned *iovcnt, unsigned n, bool *ret_ok);
 
 /* Receives up to n frames into bufs (each bufsize bytes: a 10-byte vnet header, then the frame);

@@ -203,6 +203,25 @@ int vu_vq_set_notification(struct vu_vq *vq, bool enable)
 	return vu_vq_has_work(vq);
 }
 
+uint16_t vu_vq_avail_idx(struct vu_vq *vq)
+{
+	return le16toh(__atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE));
+}
+
+int vu_vq_kick_after(struct vu_vq *vq, uint16_t idx)
+{
+	if (!vq->started)
+		return 0;
+	if (vq->event_idx)
+		*(volatile uint16_t *)&vq->used->ring[vq->num] = htole16(idx);
+	else
+		*(volatile uint16_t *)&vq->used->flags = 0;
+	/* Order the store above before reading avail->idx: an entry added in between is either seen
+	 * here or kicked for. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return vu_vq_avail_idx(vq) != idx;
+}
+
 int vu_vq_push(struct vu_vq *vq, uint16_t head, uint32_t len)
 {
 	volatile struct vring_used_elem *e;

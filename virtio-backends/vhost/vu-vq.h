@@ -102,6 +102,13 @@ int vu_vq_has_work(struct vu_vq *vq);
  * 1 means work arrived meanwhile, so the caller must not sleep. */
 int vu_vq_set_notification(struct vu_vq *vq, bool enable);
 
+/* The driver's avail index now (acquire: ring entries before it are visible). */
+uint16_t vu_vq_avail_idx(struct vu_vq *vq);
+
+/* Asks for a kick once the driver's avail index moves past idx (a back-end waiting for more
+ * buffers than the ones it already looked at and gave back). Returns 1 when it already has. */
+int vu_vq_kick_after(struct vu_vq *vq, uint16_t idx);
+
 /* Hands head back as used with len bytes written, and publishes it. */
 int vu_vq_push(struct vu_vq *vq, uint16_t head, uint32_t len);
 
