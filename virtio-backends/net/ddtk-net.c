@@ -13,6 +13,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -103,9 +104,11 @@ static struct {
 	struct net_switch sw;
 	struct net_client *clients[NET_MAX_PORTS];
 	unsigned nclients;
-	bool have_uplink;
-	struct net_uplink up;
+	bool have_uplink;             /* --uplink given */
+	struct net_uplink up;         /* up.fd < 0 while the interface is gone */
 	struct vu_watch up_watch;
+	int up_check_fd;              /* a 1 s timer: is the interface still the one we opened? */
+	struct vu_watch up_check_watch;
 	uint8_t *up_bufs[NET_UPLINK_BATCH];
 	struct net_tx_pending *pend;  /* NET_UPLINK_BATCH of them */
 	struct vu_elem *tx_elem;      /* one per pending slot */
@@ -560,7 +563,7 @@ static bool tx_one(struct net_queue *q, struct vu_elem *e)
 		(void)net_frame_parse(net.frame, len, &full);
 		deliver_to_ports(route.ports, &h, net.frame, len, &full);
 	}
-	if (!route.uplink || !net.have_uplink) {
+	if (!route.uplink || !net.have_uplink || net.up.fd < 0) {
 		if (route.uplink && !net_mac_is_multicast(info.dst))
 			c->port.c.tx_dropped++; /* unicast for nobody, and no uplink to try */
 		return false;
@@ -748,6 +751,35 @@ static void on_uplink(struct vu_watch *w, uint32_t events)
 		taken += (unsigned)n;
 	}
 	notify_all();
+}
+
+/* The uplink can be deleted and created again (a driver reload, a veth re-made): its socket then
+ * stays bound to nothing. Once a second, look whether the name still has the index we opened. */
+static void on_uplink_check(struct vu_watch *w, uint32_t events)
+{
+	char name[IF_NAMESIZE], err[256];
+	uint64_t ticks;
+	int index;
+
+	(void)read(w->fd, &ticks, sizeof(ticks));
+	index = (int)if_nametoindex(net.up.name);
+	if (net.up.fd >= 0 && index == net.up.ifindex)
+		return;
+	if (net.up.fd >= 0) {
+		fprintf(stderr, "ddtk-net: uplink %s is gone; frames for it are dropped until it is back\n", net.up.name);
+		vu_loop_del(&net.loop, &net.up_watch);
+		net_uplink_close(&net.up);
+	}
+	if (!index)
+		return;
+	snprintf(name, sizeof(name), "%s", net.up.name);
+	if (net_uplink_open(&net.up, name, err, sizeof(err)) < 0 ||
+	    vu_loop_add(&net.loop, &net.up_watch, net.up.fd, EPOLLIN, on_uplink) < 0) {
+		net_uplink_close(&net.up);
+		snprintf(net.up.name, sizeof(net.up.name), "%s", name); /* try again in a second */
+		return;
+	}
+	fprintf(stderr, "ddtk-net: uplink %s is back (MTU %u)\n", net.up.name, net.up.mtu);
 }
 
 /* ---------- vu_dev back-end ops ---------- */
@@ -1403,7 +1435,12 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		net.have_uplink = true;
-		if (vu_loop_add(&net.loop, &net.up_watch, net.up.fd, EPOLLIN, on_uplink) < 0) {
+		struct itimerspec every_second = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
+
+		net.up_check_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (vu_loop_add(&net.loop, &net.up_watch, net.up.fd, EPOLLIN, on_uplink) < 0 || net.up_check_fd < 0 ||
+		    timerfd_settime(net.up_check_fd, 0, &every_second, NULL) < 0 ||
+		    vu_loop_add(&net.loop, &net.up_check_watch, net.up_check_fd, EPOLLIN, on_uplink_check) < 0) {
 			perror("ddtk-net: epoll");
 			return 1;
 		}
