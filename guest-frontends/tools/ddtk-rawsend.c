@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net-frame.h"
+
 #define RAWSEND_COUNT_DEFAULT 10
 #define RAWSEND_COUNT_MAX 100000
 /* Frame sizes without the FCS: the Ethernet minimum up to a 1500-byte payload. */
@@ -74,30 +76,14 @@ static void usage(FILE *f)
 		RAWSEND_TAG_WINDOW);
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* xx:xx:xx:xx:xx:xx, any address: sending invalid ones is part of the point. */
 static int mac_parse(const char *s, uint8_t ret_mac[static ETH_ALEN])
 {
-	uint8_t mac[ETH_ALEN];
-	if (strlen(s) != 3 * ETH_ALEN - 1)
+	struct net_mac mac;
+
+	if (net_mac_parse(s, &mac) < 0)
 		return -EINVAL;
-	for (size_t i = 0; i < ETH_ALEN; i++) {
-		int hi = hex_digit(s[3 * i]), lo = hex_digit(s[3 * i + 1]);
-		if (hi < 0 || lo < 0 || (i + 1 < ETH_ALEN && s[3 * i + 2] != ':'))
-			return -EINVAL;
-		mac[i] = (uint8_t)(hi << 4 | lo);
-	}
-	memcpy(ret_mac, mac, ETH_ALEN);
+	memcpy(ret_mac, mac.b, ETH_ALEN);
 	return 0;
 }
 

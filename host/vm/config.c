@@ -1,5 +1,6 @@
 /* Reading ddtk.conf with inih. Every value is checked here, with the file's line in the message. */
 #include "config.h"
+#include "net-frame.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -67,42 +68,23 @@ int ddtk_pci_addr_parse(const char *s, struct ddtk_pci_addr *ret_addr)
 	return 0;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
+/* MAC syntax and classes are ddtk-net's (net-frame.c): one parser for the switch and its
+ * configuration. */
 int ddtk_mac_parse(const char *s, struct ddtk_mac *ret_mac)
 {
-	struct ddtk_mac mac;
-	/* Exactly six pairs of hex digits with colons: sscanf("%hhx") would also take signs, spaces
-	 * and single digits. */
-	if (strlen(s) != DDTK_MAC_STR_LEN - 1)
+	struct net_mac mac;
+
+	if (net_mac_parse(s, &mac) < 0)
 		return -EINVAL;
-	for (size_t i = 0; i < DDTK_MAC_LEN; i++) {
-		int hi = hex_digit(s[3 * i]), lo = hex_digit(s[3 * i + 1]);
-		if (hi < 0 || lo < 0 || (i + 1 < DDTK_MAC_LEN && s[3 * i + 2] != ':'))
-			return -EINVAL;
-		mac.bytes[i] = (uint8_t)(hi << 4 | lo);
-	}
-	static const struct ddtk_mac zero;
-	/* The I/G bit (lowest bit of the first octet) marks group addresses; broadcast is one of them. */
-	if ((mac.bytes[0] & 0x01) || memcmp(&mac, &zero, sizeof(mac)) == 0)
+	if (!net_mac_is_valid_unicast(mac.b))
 		return -EADDRNOTAVAIL;
-	*ret_mac = mac;
+	memcpy(ret_mac->bytes, mac.b, DDTK_MAC_LEN);
 	return 0;
 }
 
 char *ddtk_mac_format(const struct ddtk_mac *mac, char buf[static DDTK_MAC_STR_LEN])
 {
-	const uint8_t *b = mac->bytes;
-	snprintf(buf, DDTK_MAC_STR_LEN, "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
+	net_mac_format(mac->bytes, buf);
 	return buf;
 }
 

@@ -3,16 +3,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <inttypes.h>
 #include <liburing.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -23,6 +20,7 @@
 #include "ddtk-config.h"
 #include "blk-req.h"
 #include "blk-volume.h"
+#include "vu-backend.h"
 #include "vu-server.h"
 
 #define BLK_MAX_EXPORTS 64
@@ -32,8 +30,6 @@
 #define BLK_RING_ENTRIES 1024
 #define BLK_MAX_DISCARD_SECTORS (UINT32_C(1) << 22)
 #define BLK_DEFAULT_POLL_US 200
-#define BLK_MAX_POLL_US 1000
-#define BLK_POLL_ROUND_NS 1000000 /* back to epoll at least this often while polling */
 
 enum blk_op_kind {
 	BLK_OP_READ,
@@ -101,22 +97,16 @@ static struct {
 	struct blk_queue *notify_list;
 	struct blk_export *exports[BLK_MAX_EXPORTS];
 	unsigned nexports;
-	int sigfd;
-	struct vu_watch sig_watch;
-	bool verbose;
-	uint64_t poll_ns;                 /* --poll-us: at most this long busy-polling after work */
-	uint64_t poll_cur_ns;             /* what polling currently gets: adapts to the load */
-	gid_t socket_gid;                 /* --socket-group, or (gid_t)-1 */
+	struct vu_backend_options opts;
 	/* Fault injection for tests (DDTK_BLK_FAULT_DELAY_MS): every request is held this long after
 	 * its I/O completed, so a test can kill the back-end with requests certainly in flight. */
 	uint64_t fault_delay_ns;
 	struct blk_request *delayed_head, *delayed_tail;
 	int delay_tfd;
 	struct vu_watch delay_watch;
-} blk = { .socket_gid = (gid_t)-1, .poll_ns = (uint64_t)BLK_DEFAULT_POLL_US * 1000 };
+} blk;
 
 static void reap(void);
-static uint64_t now_ns(void);
 static void delay_arm(void);
 
 /* ---------- completion ---------- */
@@ -173,7 +163,7 @@ static void request_finish(struct blk_request *r)
 		request_finish_now(r);
 		return;
 	}
-	r->due_ns = now_ns() + blk.fault_delay_ns;
+	r->due_ns = vu_now_ns() + blk.fault_delay_ns;
 	r->next_delayed = NULL;
 	if (blk.delayed_tail)
 		blk.delayed_tail->next_delayed = r;
@@ -186,7 +176,7 @@ static void request_finish(struct blk_request *r)
 /* Finishes held requests that are due (all of them with force). */
 static void delay_run(bool force)
 {
-	uint64_t now = now_ns();
+	uint64_t now = vu_now_ns();
 
 	while (blk.delayed_head && (force || blk.delayed_head->due_ns <= now)) {
 		struct blk_request *r = blk.delayed_head;
@@ -204,7 +194,7 @@ static void delay_arm(void)
 	struct itimerspec its = { 0 };
 
 	if (blk.delayed_head) {
-		uint64_t now = now_ns(), due = blk.delayed_head->due_ns;
+		uint64_t now = vu_now_ns(), due = blk.delayed_head->due_ns;
 		uint64_t left = due > now ? due - now : 1;
 
 		its.it_value.tv_sec = (time_t)(left / 1000000000u);
@@ -550,14 +540,6 @@ static void on_kick(struct vu_watch *w, uint32_t events)
 
 /* ---------- polling ---------- */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Calls fn on every started queue of every device that is not broken; true if any returned
  * non-zero. */
 static bool for_each_queue(int (*fn)(struct blk_queue *q))
@@ -598,49 +580,41 @@ static int queue_kicks_on(struct blk_queue *q)
 	return 1;
 }
 
-/* After work, look at the rings and the completion queue for a while before going to sleep: a
- * guest with more to do then needs no kick, and we need no wakeup. Kicks are off meanwhile.
- * Returns true when work was found (the caller comes back here after a look at its sockets). */
-static bool poll_for_work(void)
+static bool run_poll(void *opaque)
 {
-	uint64_t start = now_ns(), last_work = start, now = start;
-	bool found = false;
+	bool work = for_each_queue(queue_poll);
 
-	for_each_queue(queue_kicks_off);
-	while (now - last_work < blk.poll_cur_ns && now - start < BLK_POLL_ROUND_NS) {
-		bool work = for_each_queue(queue_poll);
-
-		if (io_uring_cq_ready(&blk.ring)) {
-			reap();
-			work = true;
-		}
-		if (work) {
-			flush_io();
-			found = true;
-			last_work = now_ns();
-		}
-		now = now_ns();
+	if (io_uring_cq_ready(&blk.ring)) {
+		reap();
+		work = true;
 	}
-	return found;
+	return work;
 }
 
-/* Adapts the polling time to how long the loop then slept, as QEMU's AioContext does: work that
- * came sooner than the maximum would have been caught by polling longer (grow); a long sleep means
- * polling only burnt a CPU the guests' vCPUs could have used (shrink, down to not polling). */
-static void poll_adapt(uint64_t slept_ns)
+static bool run_kicks(void *opaque, bool on)
 {
-	const uint64_t floor_ns = 4000;
-
-	if (!blk.poll_ns)
-		return;
-	if (slept_ns <= blk.poll_cur_ns)
-		return;
-	if (slept_ns > blk.poll_ns)
-		blk.poll_cur_ns = blk.poll_cur_ns / 2 < floor_ns ? 0 : blk.poll_cur_ns / 2;
-	else
-		blk.poll_cur_ns = blk.poll_cur_ns < floor_ns ? floor_ns
-				  : blk.poll_cur_ns * 2 > blk.poll_ns ? blk.poll_ns : blk.poll_cur_ns * 2;
+	return for_each_queue(on ? queue_kicks_on : queue_kicks_off);
 }
+
+static void run_flush(void *opaque)
+{
+	flush_io();
+}
+
+static bool run_done(void *opaque)
+{
+	for (unsigned i = 0; i < blk.nexports; i++)
+		if (!blk.exports[i]->srv.done)
+			return false;
+	return true;
+}
+
+static const struct vu_run_ops blk_run_ops = {
+	.poll = run_poll,
+	.kicks = run_kicks,
+	.flush = run_flush,
+	.done = run_done,
+};
 
 /* ---------- vu_dev back-end ops ---------- */
 
@@ -764,10 +738,9 @@ static int export_start(struct blk_export *exp)
 		return r;
 	}
 	/* libvirt runs QEMU as its own user: a group lets it connect without opening to all. */
-	if (exp->socket_path[0] && blk.socket_gid != (gid_t)-1 &&
-	    (chown(exp->socket_path, (uid_t)-1, blk.socket_gid) < 0 || chmod(exp->socket_path, 0660) < 0)) {
-		fprintf(stderr, "ddtk-blk: cannot hand %s to the socket group: %s\n", exp->socket_path, strerror(errno));
-		return -errno;
+	if (exp->socket_path[0] && blk.opts.socket_gid != (gid_t)-1 && (r = vu_socket_set_group(exp->socket_path, blk.opts.socket_gid)) < 0) {
+		fprintf(stderr, "ddtk-blk: cannot hand %s to the socket group: %s\n", exp->socket_path, strerror(-r));
+		return r;
 	}
 	fprintf(stderr, "%s: serving %s (%" PRIu64 " bytes at offset %" PRIu64 "%s), %u queues\n", name,
 		exp->vol.path, exp->vol.size, exp->vol.offset, exp->vol.read_only ? ", read-only" : "",
@@ -820,19 +793,6 @@ static void usage(FILE *f)
 		(unsigned)BLK_DEFAULT_QUEUES, (unsigned)VU_MAX_QUEUES, (unsigned)BLK_DEFAULT_POLL_US);
 }
 
-static int parse_uint(const char *s, unsigned max, unsigned *ret)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || v == 0 || v > max)
-		return -EINVAL;
-	*ret = (unsigned)v;
-	return 0;
-}
-
 static struct blk_export *export_new(void)
 {
 	struct blk_export *exp;
@@ -862,7 +822,7 @@ static int export_set(struct blk_export *exp, const char *key, const char *value
 	} else if (!strcmp(key, "fd")) {
 		unsigned fd;
 
-		if (!value || parse_uint(value, INT32_MAX, &fd) < 0)
+		if (!value || vu_parse_uint(value, 1, INT32_MAX, &fd) < 0)
 			return -EINVAL;
 		exp->fd = (int)fd;
 	} else if (!strcmp(key, "file") || !strcmp(key, "blk-file")) {
@@ -884,7 +844,7 @@ static int export_set(struct blk_export *exp, const char *key, const char *value
 		if (!value || snprintf(exp->vol.serial, sizeof(exp->vol.serial), "%s", value) >= (int)sizeof(exp->vol.serial))
 			return -EINVAL;
 	} else if (!strcmp(key, "num-queues")) {
-		if (!value || parse_uint(value, VU_MAX_QUEUES, &exp->num_queues) < 0)
+		if (!value || vu_parse_uint(value, 1, VU_MAX_QUEUES, &exp->num_queues) < 0)
 			return -EINVAL;
 	} else {
 		return -ENOENT;
@@ -927,14 +887,6 @@ static void print_capabilities(void)
 	printf("{\n  \"type\": \"block\",\n  \"features\": [\n    \"read-only-mode\",\n    \"blk-file\"\n  ]\n}\n");
 }
 
-static void on_signal(struct vu_watch *w, uint32_t events)
-{
-	struct signalfd_siginfo si;
-
-	if (read(w->fd, &si, sizeof(si)) == sizeof(si))
-		blk.loop.stop = true;
-}
-
 static void on_ring(struct vu_watch *w, uint32_t events)
 {
 	eventfd_t v;
@@ -970,7 +922,7 @@ static int ring_setup(void)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_EXPORT = 256, OPT_POLL_US, OPT_SOCKET_GROUP, OPT_PRINT_CAPS, OPT_OFFSET, OPT_SIZE, OPT_SERIAL, OPT_QUEUES, OPT_FD, OPT_VERBOSE,
+	enum { OPT_EXPORT = 256, OPT_PRINT_CAPS, OPT_OFFSET, OPT_SIZE, OPT_SERIAL, OPT_QUEUES, OPT_FD,
 	       OPT_VERSION };
 	static const struct option options[] = {
 		{ "socket-path", required_argument, NULL, 's' },
@@ -982,21 +934,24 @@ int main(int argc, char **argv)
 		{ "serial", required_argument, NULL, OPT_SERIAL },
 		{ "num-queues", required_argument, NULL, OPT_QUEUES },
 		{ "export", required_argument, NULL, OPT_EXPORT },
-		{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
-		{ "poll-us", required_argument, NULL, OPT_POLL_US },
 		{ "print-capabilities", no_argument, NULL, OPT_PRINT_CAPS },
-		{ "verbose", no_argument, NULL, OPT_VERBOSE },
+		VU_BACKEND_LONG_OPTIONS,
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	struct blk_export *single = NULL;
-	sigset_t mask;
 	int c, r;
 
+	vu_backend_options_init(&blk.opts, BLK_DEFAULT_POLL_US);
 	while ((c = getopt_long(argc, argv, "s:b:rh", options, NULL)) != -1) {
 		const char *key = NULL;
 
+		r = vu_backend_option("ddtk-blk", c, optarg, &blk.opts);
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
 		switch (c) {
 		case 's': key = "socket"; break;
 		case OPT_FD: key = "fd"; break;
@@ -1010,35 +965,9 @@ int main(int argc, char **argv)
 			if (export_parse(optarg) < 0)
 				return 2;
 			continue;
-		case OPT_POLL_US: {
-			char *end;
-			unsigned long us;
-
-			errno = 0;
-			us = strtoul(optarg, &end, 10);
-			if (errno || end == optarg || *end || us > BLK_MAX_POLL_US) {
-				fprintf(stderr, "ddtk-blk: --poll-us: 0 to %d microseconds\n", BLK_MAX_POLL_US);
-				return 2;
-			}
-			blk.poll_ns = us * 1000;
-			continue;
-		}
-		case OPT_SOCKET_GROUP: {
-			const struct group *g = getgrnam(optarg);
-
-			if (!g) {
-				fprintf(stderr, "ddtk-blk: --socket-group: no group '%s'\n", optarg);
-				return 2;
-			}
-			blk.socket_gid = g->gr_gid;
-			continue;
-		}
 		case OPT_PRINT_CAPS:
 			print_capabilities();
 			return 0;
-		case OPT_VERBOSE:
-			blk.verbose = true;
-			continue;
 		case OPT_VERSION:
 			printf("ddtk-blk %s\n", DDTK_VERSION);
 			return 0;
@@ -1081,18 +1010,8 @@ int main(int argc, char **argv)
 			}
 	}
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if (vu_loop_init(&blk.loop) < 0) {
-		perror("ddtk-blk: epoll");
-		return 1;
-	}
-	blk.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (blk.sigfd < 0 || vu_loop_add(&blk.loop, &blk.sig_watch, blk.sigfd, EPOLLIN, on_signal) < 0) {
-		perror("ddtk-blk: signalfd");
+	if (vu_loop_init(&blk.loop) < 0 || vu_signals_setup(&blk.loop) < 0) {
+		perror("ddtk-blk: epoll, signals");
 		return 1;
 	}
 	const char *fault_delay = getenv("DDTK_BLK_FAULT_DELAY_MS");
@@ -1115,32 +1034,9 @@ int main(int argc, char **argv)
 		if (export_start(blk.exports[i]) < 0)
 			return 1;
 
-	bool busy = false;
-
-	blk.poll_cur_ns = blk.poll_ns;
-	while (!blk.loop.stop) {
-		bool all_done = true;
-		uint64_t before = busy ? 0 : now_ns();
-
-		r = vu_loop_run_once(&blk.loop, busy ? 0 : -1);
-		if (!busy)
-			poll_adapt(now_ns() - before);
-		if (r < 0) {
-			fprintf(stderr, "ddtk-blk: epoll_wait: %s\n", strerror(-r));
-			break;
-		}
-		flush_io();
-		busy = blk.poll_cur_ns && (r > 0 || busy) && poll_for_work();
-		/* Before sleeping, ask for kicks again; work that slipped in meanwhile is not slept on. */
-		if (!busy && for_each_queue(queue_kicks_on)) {
-			flush_io();
-			busy = true;
-		}
-		for (unsigned i = 0; i < blk.nexports; i++)
-			all_done &= blk.exports[i]->srv.done;
-		if (all_done)
-			break;
-	}
+	r = vu_run(&blk.loop, blk.opts.poll_ns, &blk_run_ops, NULL);
+	if (r < 0)
+		fprintf(stderr, "ddtk-blk: epoll_wait: %s\n", strerror(-r));
 
 	for (unsigned i = 0; i < blk.nexports; i++) {
 		struct blk_export *exp = blk.exports[i];
@@ -1148,7 +1044,7 @@ int main(int argc, char **argv)
 		vu_server_close(&exp->srv);
 		if (exp->socket_path[0])
 			unlink(exp->socket_path);
-		if (blk.verbose)
+		if (blk.opts.verbose)
 			fprintf(stderr, "%s: %" PRIu64 " requests, %" PRIu64 " errors, %lu connections\n", exp->srv.name,
 				exp->requests, exp->errors, exp->srv.connections);
 		blk_volume_close(&exp->vol);

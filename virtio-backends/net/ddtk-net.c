@@ -3,19 +3,15 @@
  * held to its configured MAC. Single-threaded; everything a guest or the wire sends is hostile. */
 #include <errno.h>
 #include <getopt.h>
-#include <grp.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ddtk-config.h"
@@ -24,6 +20,7 @@
 #include "net-switch.h"
 #include "net-uplink.h"
 #include "net-vnet.h"
+#include "vu-backend.h"
 #include "vu-server.h"
 
 #define NET_DEFAULT_PAIRS 1
@@ -47,8 +44,6 @@
 #define NET_SNOOP_MAX 2048
 #define NET_LOG_LIMIT 5
 #define NET_DEFAULT_POLL_US 50
-#define NET_MAX_POLL_US 1000
-#define NET_POLL_ROUND_NS 1000000
 #define NET_UPLINK_BUFSIZE (NET_VNET_HDR_LEN + NET_MAX_FRAME)
 
 struct net_client;
@@ -117,17 +112,13 @@ static struct {
 	uint8_t *fixbuf;              /* a frame adapted for one receiver */
 	struct vu_elem rx_first, rx_cur;
 	struct net_queue *notify_list;
-	int sigfd;
-	struct vu_watch sig_watch;
 	int stats_fd;
 	struct vu_watch stats_watch;
 	char stats_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	bool verbose;
+	struct vu_backend_options opts;
 	unsigned uplink_errors_logged;
-	uint64_t poll_ns, poll_cur_ns;
-	gid_t socket_gid;
 	unsigned default_mtu;
-} net = { .socket_gid = (gid_t)-1, .stats_fd = -1, .up = { .fd = -1 }, .poll_ns = (uint64_t)NET_DEFAULT_POLL_US * 1000 };
+} net = { .stats_fd = -1, .up = { .fd = -1 } };
 
 /* ---------- queues ---------- */
 
@@ -921,10 +912,8 @@ static int client_start(struct net_client *c)
 		return r;
 	}
 	/* libvirt runs QEMU as its own user: a group lets it connect without opening to all. */
-	if (c->socket_path[0] && net.socket_gid != (gid_t)-1 &&
-	    (chown(c->socket_path, (uid_t)-1, net.socket_gid) < 0 || chmod(c->socket_path, 0660) < 0)) {
-		r = -errno;
-		fprintf(stderr, "ddtk-net: cannot hand %s to the socket group: %s\n", c->socket_path, strerror(errno));
+	if (c->socket_path[0] && net.opts.socket_gid != (gid_t)-1 && (r = vu_socket_set_group(c->socket_path, net.opts.socket_gid)) < 0) {
+		fprintf(stderr, "ddtk-net: cannot hand %s to the socket group: %s\n", c->socket_path, strerror(-r));
 		return r;
 	}
 	fprintf(stderr, "%s: serving %s, MAC %s, %u queue pair%s\n", name, c->socket_path[0] ? c->socket_path : "--fd",
@@ -1014,14 +1003,6 @@ static int stats_listen(const char *path)
 
 /* ---------- polling ---------- */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Calls fn on every started TX and control queue of every working client (and on the receive
  * queues of clients with frames waiting); true if any returned non-zero. */
 static bool for_each_queue(int (*fn)(struct net_queue *q))
@@ -1073,37 +1054,35 @@ static int queue_kicks_on(struct net_queue *q)
 	return 1;
 }
 
-/* After work, look at the rings for a while before sleeping: a guest that sends more then needs no
- * kick, and we no wakeup. As in ddtk-blk, the time adapts to how long the loop then sleeps. */
-static bool poll_for_work(void)
+static bool run_poll(void *opaque)
 {
-	uint64_t start = now_ns(), last_work = start, now = start;
-	bool found = false;
-
-	for_each_queue(queue_kicks_off);
-	while (now - last_work < net.poll_cur_ns && now - start < NET_POLL_ROUND_NS) {
-		if (for_each_queue(queue_poll)) {
-			notify_all();
-			found = true;
-			last_work = now_ns();
-		}
-		now = now_ns();
-	}
-	return found;
+	return for_each_queue(queue_poll);
 }
 
-static void poll_adapt(uint64_t slept_ns)
+static bool run_kicks(void *opaque, bool on)
 {
-	const uint64_t floor_ns = 4000;
-
-	if (!net.poll_ns || slept_ns <= net.poll_cur_ns)
-		return;
-	if (slept_ns > net.poll_ns)
-		net.poll_cur_ns = net.poll_cur_ns / 2 < floor_ns ? 0 : net.poll_cur_ns / 2;
-	else
-		net.poll_cur_ns = net.poll_cur_ns < floor_ns ? floor_ns
-				  : net.poll_cur_ns * 2 > net.poll_ns ? net.poll_ns : net.poll_cur_ns * 2;
+	return for_each_queue(on ? queue_kicks_on : queue_kicks_off);
 }
+
+static void run_flush(void *opaque)
+{
+	notify_all();
+}
+
+static bool run_done(void *opaque)
+{
+	for (unsigned i = 0; i < net.nclients; i++)
+		if (!net.clients[i]->srv.done)
+			return false;
+	return true;
+}
+
+static const struct vu_run_ops net_run_ops = {
+	.poll = run_poll,
+	.kicks = run_kicks,
+	.flush = run_flush,
+	.done = run_done,
+};
 
 /* ---------- command line ---------- */
 
@@ -1153,19 +1132,6 @@ static void usage(FILE *f)
 		(unsigned)NET_DEFAULT_POLL_US);
 }
 
-static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || v < min || v > max)
-		return -EINVAL;
-	*ret = (unsigned)v;
-	return 0;
-}
-
 static struct net_client *client_new(void)
 {
 	struct net_client *c;
@@ -1197,14 +1163,14 @@ static int client_set(struct net_client *c, const char *key, const char *value)
 	} else if (!strcmp(key, "fd")) {
 		unsigned fd;
 
-		if (parse_uint(value, 0, INT32_MAX, &fd) < 0)
+		if (vu_parse_uint(value, 0, INT32_MAX, &fd) < 0)
 			return -EINVAL;
 		c->fd = (int)fd;
 	} else if (!strcmp(key, "mac")) {
 		if (net_mac_parse(value, &c->port.mac) < 0 || !net_mac_is_valid_unicast(c->port.mac.b))
 			return -EINVAL;
 	} else if (!strcmp(key, "queues")) {
-		if (parse_uint(value, 1, NET_MAX_PAIRS, &c->pairs) < 0)
+		if (vu_parse_uint(value, 1, NET_MAX_PAIRS, &c->pairs) < 0)
 			return -EINVAL;
 	} else {
 		return -ENOENT;
@@ -1246,14 +1212,6 @@ static int client_parse(const char *spec)
 static void print_capabilities(void)
 {
 	printf("{\n  \"type\": \"net\"\n}\n");
-}
-
-static void on_signal(struct vu_watch *w, uint32_t events)
-{
-	struct signalfd_siginfo si;
-
-	if (read(w->fd, &si, sizeof(si)) == sizeof(si))
-		net.loop.stop = true;
 }
 
 static int buffers_alloc(void)
@@ -1307,8 +1265,8 @@ static int check_clients(void)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_CLIENT = 256, OPT_UPLINK, OPT_POLL_US, OPT_SOCKET_GROUP, OPT_PRINT_CAPS, OPT_MAC, OPT_QUEUES, OPT_FD,
-	       OPT_MTU, OPT_STATS, OPT_VERBOSE, OPT_VERSION };
+	enum { OPT_CLIENT = 256, OPT_UPLINK, OPT_PRINT_CAPS, OPT_MAC, OPT_QUEUES, OPT_FD,
+	       OPT_MTU, OPT_STATS, OPT_VERSION };
 	static const struct option options[] = {
 		{ "socket-path", required_argument, NULL, 's' },
 		{ "fd", required_argument, NULL, OPT_FD },
@@ -1318,10 +1276,8 @@ int main(int argc, char **argv)
 		{ "uplink", required_argument, NULL, OPT_UPLINK },
 		{ "mtu", required_argument, NULL, OPT_MTU },
 		{ "stats-socket", required_argument, NULL, OPT_STATS },
-		{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
-		{ "poll-us", required_argument, NULL, OPT_POLL_US },
 		{ "print-capabilities", no_argument, NULL, OPT_PRINT_CAPS },
-		{ "verbose", no_argument, NULL, OPT_VERBOSE },
+		VU_BACKEND_LONG_OPTIONS,
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -1329,12 +1285,17 @@ int main(int argc, char **argv)
 	struct net_client *single = NULL;
 	const char *uplink = NULL, *stats = NULL;
 	unsigned mtu = 0;
-	sigset_t mask;
 	int c, r;
 
+	vu_backend_options_init(&net.opts, NET_DEFAULT_POLL_US);
 	while ((c = getopt_long(argc, argv, "s:h", options, NULL)) != -1) {
 		const char *key = NULL;
 
+		r = vu_backend_option("ddtk-net", c, optarg, &net.opts);
+		if (r < 0)
+			return 2;
+		if (r > 0)
+			continue;
 		switch (c) {
 		case 's': key = "socket"; break;
 		case OPT_FD: key = "fd"; break;
@@ -1348,7 +1309,7 @@ int main(int argc, char **argv)
 			uplink = optarg;
 			continue;
 		case OPT_MTU:
-			if (parse_uint(optarg, NET_MIN_MTU, 65535 - NET_ETH_HLEN, &mtu) < 0) {
+			if (vu_parse_uint(optarg, NET_MIN_MTU, 65535 - NET_ETH_HLEN, &mtu) < 0) {
 				fprintf(stderr, "ddtk-net: --mtu: %d to %d\n", NET_MIN_MTU, 65535 - NET_ETH_HLEN);
 				return 2;
 			}
@@ -1356,32 +1317,9 @@ int main(int argc, char **argv)
 		case OPT_STATS:
 			stats = optarg;
 			continue;
-		case OPT_POLL_US: {
-			unsigned us;
-
-			if (parse_uint(optarg, 0, NET_MAX_POLL_US, &us) < 0) {
-				fprintf(stderr, "ddtk-net: --poll-us: 0 to %d microseconds\n", NET_MAX_POLL_US);
-				return 2;
-			}
-			net.poll_ns = (uint64_t)us * 1000;
-			continue;
-		}
-		case OPT_SOCKET_GROUP: {
-			const struct group *g = getgrnam(optarg);
-
-			if (!g) {
-				fprintf(stderr, "ddtk-net: --socket-group: no group '%s'\n", optarg);
-				return 2;
-			}
-			net.socket_gid = g->gr_gid;
-			continue;
-		}
 		case OPT_PRINT_CAPS:
 			print_capabilities();
 			return 0;
-		case OPT_VERBOSE:
-			net.verbose = true;
-			continue;
 		case OPT_VERSION:
 			printf("ddtk-net %s\n", DDTK_VERSION);
 			return 0;
@@ -1413,18 +1351,8 @@ int main(int argc, char **argv)
 	if (check_clients() < 0)
 		return 2;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if (vu_loop_init(&net.loop) < 0) {
-		perror("ddtk-net: epoll");
-		return 1;
-	}
-	net.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (net.sigfd < 0 || vu_loop_add(&net.loop, &net.sig_watch, net.sigfd, EPOLLIN, on_signal) < 0) {
-		perror("ddtk-net: signalfd");
+	if (vu_loop_init(&net.loop) < 0 || vu_signals_setup(&net.loop) < 0) {
+		perror("ddtk-net: epoll, signals");
 		return 1;
 	}
 	if (uplink) {
@@ -1468,32 +1396,9 @@ int main(int argc, char **argv)
 	else
 		fprintf(stderr, "ddtk-net: no uplink: clients reach each other only\n");
 
-	bool busy = false;
-
-	net.poll_cur_ns = net.poll_ns;
-	while (!net.loop.stop) {
-		bool all_done = true;
-		uint64_t before = busy ? 0 : now_ns();
-
-		r = vu_loop_run_once(&net.loop, busy ? 0 : -1);
-		if (!busy)
-			poll_adapt(now_ns() - before);
-		if (r < 0) {
-			fprintf(stderr, "ddtk-net: epoll_wait: %s\n", strerror(-r));
-			break;
-		}
-		notify_all();
-		busy = net.poll_cur_ns && (r > 0 || busy) && poll_for_work();
-		/* Before sleeping, ask for kicks again; work that slipped in meanwhile is not slept on. */
-		if (!busy && for_each_queue(queue_kicks_on)) {
-			notify_all();
-			busy = true;
-		}
-		for (unsigned i = 0; i < net.nclients; i++)
-			all_done &= net.clients[i]->srv.done;
-		if (all_done)
-			break;
-	}
+	r = vu_run(&net.loop, net.opts.poll_ns, &net_run_ops, NULL);
+	if (r < 0)
+		fprintf(stderr, "ddtk-net: epoll_wait: %s\n", strerror(-r));
 
 	for (unsigned i = 0; i < net.nclients; i++) {
 		struct net_client *cl = net.clients[i];
@@ -1502,7 +1407,7 @@ int main(int argc, char **argv)
 		vu_server_close(&cl->srv);
 		if (cl->socket_path[0])
 			unlink(cl->socket_path);
-		if (net.verbose)
+		if (net.opts.verbose)
 			fprintf(stderr,
 				"%s: sent %" PRIu64 " frames, received %" PRIu64 ", spoofed %" PRIu64 ", malformed %" PRIu64
 				", dropped %" PRIu64 " out / %" PRIu64 " in\n",
