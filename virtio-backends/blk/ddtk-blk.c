@@ -852,34 +852,18 @@ static int export_set(struct blk_export *exp, const char *key, const char *value
 	return 0;
 }
 
+static int export_set_any(void *obj, const char *key, const char *value)
+{
+	return export_set(obj, key, value);
+}
+
 static int export_parse(const char *spec)
 {
 	struct blk_export *exp = export_new();
-	char *copy, *p;
-	int r = 0;
 
 	if (!exp)
 		return -ENOMEM;
-	copy = strdup(spec);
-	if (!copy)
-		return -ENOMEM;
-	for (p = copy; p && *p && r == 0;) {
-		char *comma = strchr(p, ','), *eq;
-
-		if (comma)
-			*comma = '\0';
-		eq = strchr(p, '=');
-		if (eq)
-			*eq = '\0';
-		r = export_set(exp, p, eq ? eq + 1 : NULL);
-		if (r == -ENOENT)
-			fprintf(stderr, "ddtk-blk: --export: unknown key '%s'\n", p);
-		else if (r < 0)
-			fprintf(stderr, "ddtk-blk: --export: bad value for '%s'\n", p);
-		p = comma ? comma + 1 : NULL;
-	}
-	free(copy);
-	return r < 0 ? -EINVAL : 0;
+	return vu_parse_spec("ddtk-blk", "--export", spec, export_set_any, exp, NULL);
 }
 
 static void print_capabilities(void)

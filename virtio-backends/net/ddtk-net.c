@@ -1178,35 +1178,23 @@ static int client_set(struct net_client *c, const char *key, const char *value)
 	return 0;
 }
 
+static int client_set_any(void *obj, const char *key, const char *value)
+{
+	return client_set(obj, key, value);
+}
+
+static const char *client_hint(const char *key)
+{
+	return strcmp(key, "mac") == 0 ? " (a unicast MAC, xx:xx:xx:xx:xx:xx)" : "";
+}
+
 static int client_parse(const char *spec)
 {
 	struct net_client *c = client_new();
-	char *copy, *p;
-	int r = 0;
 
 	if (!c)
 		return -ENOMEM;
-	copy = strdup(spec);
-	if (!copy)
-		return -ENOMEM;
-	for (p = copy; p && *p && r == 0;) {
-		char *comma = strchr(p, ','), *eq;
-
-		if (comma)
-			*comma = '\0';
-		eq = strchr(p, '=');
-		if (eq)
-			*eq = '\0';
-		r = client_set(c, p, eq ? eq + 1 : NULL);
-		if (r == -ENOENT)
-			fprintf(stderr, "ddtk-net: --client: unknown key '%s'\n", p);
-		else if (r < 0)
-			fprintf(stderr, "ddtk-net: --client: bad value for '%s'%s\n", p,
-				!strcmp(p, "mac") ? " (a unicast MAC, xx:xx:xx:xx:xx:xx)" : "");
-		p = comma ? comma + 1 : NULL;
-	}
-	free(copy);
-	return r < 0 ? -EINVAL : 0;
+	return vu_parse_spec("ddtk-net", "--client", spec, client_set_any, c, client_hint);
 }
 
 static void print_capabilities(void)

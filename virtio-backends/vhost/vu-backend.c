@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -174,4 +175,32 @@ int vu_backend_option(const char *prog, int c, const char *arg, struct vu_backen
 	default:
 		return 0;
 	}
+}
+
+int vu_parse_spec(const char *prog, const char *option, const char *spec,
+		  int (*set)(void *obj, const char *key, const char *value), void *obj,
+		  const char *(*hint)(const char *key))
+{
+	char *copy = strdup(spec), *p;
+	int r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (p = copy; p && *p && r == 0;) {
+		char *comma = strchr(p, ','), *eq;
+
+		if (comma)
+			*comma = '\0';
+		eq = strchr(p, '=');
+		if (eq)
+			*eq = '\0';
+		r = set(obj, p, eq ? eq + 1 : NULL);
+		if (r == -ENOENT)
+			fprintf(stderr, "%s: %s: unknown key '%s'\n", prog, option, p);
+		else if (r < 0)
+			fprintf(stderr, "%s: %s: bad value for '%s'%s\n", prog, option, p, hint ? hint(p) : "");
+		p = comma ? comma + 1 : NULL;
+	}
+	free(copy);
+	return r < 0 ? -EINVAL : 0;
 }

@@ -61,6 +61,14 @@ void vu_backend_options_init(struct vu_backend_options *o, unsigned poll_us);
  * after printing a message (prefixed with prog) for a bad value. */
 int vu_backend_option(const char *prog, int c, const char *arg, struct vu_backend_options *o);
 
+/* Applies a spec of key=value pairs separated by commas (--export, --client) with set(obj, key,
+ * value); value is NULL for a bare key. set returns -ENOENT for an unknown key, another negative
+ * errno for a bad value; the message (prog: option: ...) is printed here, with hint(key) added
+ * when given. Returns 0 or -EINVAL. */
+int vu_parse_spec(const char *prog, const char *option, const char *spec,
+		  int (*set)(void *obj, const char *key, const char *value), void *obj,
+		  const char *(*hint)(const char *key));
+
 /* An unsigned decimal in [min, max]. */
 int vu_parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret);
 /* A group name (--socket-group). */
