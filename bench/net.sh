@@ -5,7 +5,7 @@
 # veth end (bench/raw-pktgen, the limit). A frame counts when the peer's rx_packets saw it.
 # Medians of N rounds.
 # usage: bench/net.sh [--rounds N] [--runtime S] [--build DIR] [--ddtk-net PATH] [--sizes '60 1514']
-#                     [--batch B] [--ddtk-net-args ARGS] [--out-dir DIR]
+#                     [--batch B] [--ddtk-net-args ARGS] [--frontend-args ARGS] [--out-dir DIR]
 # --build DIR: the build tree whose ddtk-net, vu-blk-frontend and raw-pktgen run (default build/).
 # Writes net-{rate,throughput,cpu}.json (benchmark, description, unit, higher_is_better, results,
 # ratios) and net-runs.json (every sample) into build/bench/ and prints the tables.
@@ -18,8 +18,9 @@ ddtk_net=
 sizes="60 1514"
 batch=32
 ddtk_net_args=
+frontend_args=
 out_dir=
-usage="usage: $0 [--rounds N] [--runtime S] [--build DIR] [--ddtk-net PATH] [--sizes '60 1514'] [--batch B] [--ddtk-net-args ARGS] [--out-dir DIR]"
+usage="usage: $0 [--rounds N] [--runtime S] [--build DIR] [--ddtk-net PATH] [--sizes '60 1514'] [--batch B] [--ddtk-net-args ARGS] [--frontend-args ARGS] [--out-dir DIR]"
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift ;;
@@ -29,6 +30,7 @@ while [ $# -gt 0 ]; do
     --sizes) sizes=$2; shift ;;
     --batch) batch=$2; shift ;;
     --ddtk-net-args) ddtk_net_args=$2; shift ;;
+    --frontend-args) frontend_args=$2; shift ;;
     --out-dir) out_dir=$2; shift ;;
     *) echo "$usage" >&2; exit 2 ;;
   esac
@@ -134,13 +136,16 @@ runs=$work/runs.tsv
 : >"$runs"
 nruns=0
 
-# run_ddtk_net SIZE ROUND
+# run_ddtk_net SIZE ROUND MODE: MODE polling (the guest polls its rings, as a DPDK virtio PMD does)
+# or interrupts (it sleeps until ddtk-net signals used buffers, as Linux's driver does).
 run_ddtk_net() {
-  local size=$1 round=$2 out=$work/run.$((++nruns)).json rx0 rx1 stats
+  local size=$1 round=$2 mode=$3 out=$work/run.$((++nruns)).json rx0 rx1 stats poll=
+  [ "$mode" = polling ] && poll="--poll-us 1000"
   backend_start
   rx0=$(peer_rx)
+  # shellcheck disable=SC2086 # word splitting of the option lists is meant
   if ! "$frontend" net --socket "$sock" --mac "$client_mac" --dst "$peer_mac" --frame-size "$size" \
-      --seconds "$runtime" --batch "$batch" --backend-pid "$backend_pid" --json >"$out" 2>>"$work/frontend.log"; then
+      --seconds "$runtime" --batch "$batch" --backend-pid "$backend_pid" $poll ${frontend_args:-} --json >"$out" 2>>"$work/frontend.log"; then
     tail -n 20 "$work/frontend.log" "$work/ddtk-net.log" >&2
     die "ddtk-net, $size B: the front-end failed"
   fi
@@ -148,7 +153,7 @@ run_ddtk_net() {
   stats=$(read_stats)
   echo "$stats" >"$out.stats"
   backend_stop
-  printf '%s\t%s\t%s\t%s\t%s\n' ddtk-net "$size" "$round" "$out" "$((rx1 - rx0))" >>"$runs"
+  printf '%s\t%s\t%s\t%s\t%s\n' "ddtk-net-$mode" "$size" "$round" "$out" "$((rx1 - rx0))" >>"$runs"
 }
 
 # run_raw SIZE ROUND
@@ -163,9 +168,10 @@ run_raw() {
 
 for round in $(seq 1 "$rounds"); do
   for size in $sizes; do
-    run_ddtk_net "$size" "$round"
+    run_ddtk_net "$size" "$round" polling
+    run_ddtk_net "$size" "$round" interrupts
     run_raw "$size" "$round"
-    echo "round $round, $size B: $(tail -n 2 "$runs" | awk -F'\t' -v t="$runtime" '{ printf "%s %.0f frames/s  ", $1, $5 / t }')" >&2
+    echo "round $round, $size B: $(tail -n 3 "$runs" | awk -F'\t' -v t="$runtime" '{ printf "%s %.0f frames/s  ", $1, $5 / t }')" >&2
   done
 done
 
@@ -178,13 +184,14 @@ fi
 mkdir -p "$out_dir"
 cp "$work/ddtk-net.log" "$out_dir/net-ddtk-net.log"
 description="frames of one size (no FCS; 60 B is 64 B on the wire) from one client to the namespace end of a veth pair, type 0x88b5; \
-ddtk-net: vu-blk-frontend net (queue pair 0, rings of 256, EVENT_IDX, batches of $batch per kick, 12-byte zero header, one descriptor per frame) -> ddtk-net${ddtk_net_args:+ $ddtk_net_args} -> AF_PACKET on the host veth end; \
+ddtk-net: vu-blk-frontend net (queue pair 0, rings of 256, EVENT_IDX, batches of $batch per kick, 12-byte zero header, one descriptor per frame${frontend_args:+, $frontend_args}) -> ddtk-net${ddtk_net_args:+ $ddtk_net_args} -> AF_PACKET on the host veth end, with a guest that polls its rings (--poll-us 1000, as a DPDK virtio PMD does) and one that sleeps until signalled (as Linux's virtio-net does: each signal is a cross-CPU wakeup); \
 AF_PACKET limit: raw-pktgen, sendmmsg() of 64 frames on the host veth end; \
 a frame counts when the peer's rx_packets saw it; ${runtime} s per run, ${rounds} round(s); kernel $(uname -r), $(nproc) CPUs"
 python3 - "$runs" "$out_dir" "$description" "$clk_tck" <<'PY'
 import json, statistics, sys
 runs_path, out_dir, description, _ = sys.argv[1:]
-names = {"ddtk-net": "ddtk-net", "raw": "AF_PACKET limit"}
+names = {"ddtk-net-polling": "ddtk-net, polling guest", "ddtk-net-interrupts": "ddtk-net, interrupt-driven guest",
+         "raw": "AF_PACKET limit"}
 
 samples = []
 problems = []
@@ -196,7 +203,7 @@ for line in open(runs_path):
          "seconds": doc["seconds"], "sent": doc["frames"], "delivered": delivered}
     s["frames_per_s"] = delivered / doc["seconds"]
     s["mbit_per_s"] = s["frames_per_s"] * int(size) * 8 / 1e6
-    if system == "ddtk-net":
+    if system.startswith("ddtk-net"):
         s.update(backend_cpu_s=doc["backend_cpu_s"], frontend_cpu_s=doc["frontend_cpu_s"], kicks=doc["kicks"],
                  calls=doc["calls"], rx_frames=doc["rx_frames"], tx_incomplete=doc["tx_incomplete"])
         cpu = doc["backend_cpu_s"]
@@ -231,9 +238,11 @@ def family(name, unit, higher, key, digits, what=""):
         r.update(median=round(median, digits) if digits else round(median), min=min(xs), max=max(xs))
     ratios = {}
     for case in dict.fromkeys(r["case"] for r in results.values()):
-        ra, rb = results.get(f"ddtk-net ({case})"), results.get(f"AF_PACKET limit ({case})")
-        if ra and rb and rb["median"]:
-            ratios[f"ddtk-net / AF_PACKET limit ({case})"] = round(ra["median"] / rb["median"], 2)
+        rb = results.get(f"AF_PACKET limit ({case})")
+        for system in ("ddtk-net, polling guest", "ddtk-net, interrupt-driven guest"):
+            ra = results.get(f"{system} ({case})")
+            if ra and rb and rb["median"]:
+                ratios[f"{system} / AF_PACKET limit ({case})"] = round(ra["median"] / rb["median"], 2)
     doc = {"benchmark": f"net-{name}", "description": (what + "; " if what else "") + description,
            "unit": unit, "higher_is_better": higher,
            "results": {k: {"median": v["median"], "min": v["min"], "max": v["max"], "samples": v["samples"],
