@@ -29,6 +29,9 @@ memory = 1G
 vcpus = 2
 vhost-user-blk = /run/ddtk/web-blk.sock
 vhost-user-blk-queues = 2
+vhost-user-net = /run/ddtk/web-net.sock
+vhost-user-net-queues = 2
+mac = 02:00:00:00:00:0b
 CONF
 
 n=0
@@ -50,6 +53,11 @@ grep -q "<address domain=\"0x0000\" bus=\"0x03\" slot=\"0x00\" function=\"0x0\"/
 web_xml=$("$DDTK" -c "$tmp/passthrough.conf" xml web)
 grep -q "<source type=\"unix\" path=\"/run/ddtk/web-blk.sock\">" <<<"$web_xml" ||
   { echo "FAIL: the client's vhost-user disk is missing"; exit 1; }
+grep -q "<source type=\"unix\" path=\"/run/ddtk/web-net.sock\" mode=\"client\">" <<<"$web_xml" &&
+  grep -q "<mac address=\"02:00:00:00:00:0b\"/>" <<<"$web_xml" ||
+  { echo "FAIL: the client's vhost-user NIC is missing"; exit 1; }
+# Under TCG a client with a vhost-user NIC boots with pci=nomsi (QEMU 7.2, see host/vm/vmm.c).
+grep -q "pci=nomsi" <<<"$web_xml" || { echo "FAIL: TCG client with a vhost-user NIC lacks pci=nomsi"; exit 1; }
 # A KVM domain where /dev/kvm is usable; elsewhere `accel = kvm` must be refused with a clear error.
 sed -i 's/^accel = tcg/accel = kvm/' "$tmp/emulated.conf"
 if out=$("$DDTK" -c "$tmp/emulated.conf" xml dd 2>&1); then
