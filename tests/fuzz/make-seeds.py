@@ -284,3 +284,22 @@ m = struct.pack("!BBHHH", 0x22, 0, 0, 0, 70) + recs
 m = m[:2] + struct.pack("!H", 0xFFFF ^ csum(m)) + m[4:]
 net("igmpv3-many-groups", fuzz_net_frame_input(0, 0, 0, vnet(0), eth(bytes([1, 0, 0x5E, 0, 0, 0x16]), PORT[0], 0x0800) +
                                                ipv4(2, A4, [224, 0, 0, 22], m, RA)))
+
+# net-tx: [hdr_len bit][tx features][mtu: 68 + 16 * b][k - 1][k cut weights][header + frame];
+# fuzz-net-tx.c. The same frames, cut over descriptors as drivers do (header alone, header with
+# the frame, a frame split mid-header) and as no driver does.
+def tx_input(tx, mtu_b, weights, hdr, frame):
+    return bytes([1 if tx & (TX_MRG | TX_V1) else 0, tx, mtu_b, len(weights) - 1]) + bytes(weights) + hdr + frame
+
+
+small = eth(OUTSIDE, PORT[0], 0x0800) + ipv4(17, A4, B4, udp(1, 2, bytes(18)))
+write("net-tx", "one-descriptor", tx_input(V1, 87, [1], vnet(V1), small))
+write("net-tx", "header-alone", tx_input(V1, 87, [12, 200], vnet(V1), small))
+write("net-tx", "split-in-header", tx_input(0, 87, [3, 5, 9, 255], vnet(0), small))
+write("net-tx", "empty-descriptors", tx_input(V1, 87, [0, 12, 0, 0, 100, 0], vnet(V1), small))
+seg = l4_partial(6, A4, B4, tcp(40000, 5201, bytes(i & 0xFF for i in range(2896))), 16)
+big = eth(PORT[1], PORT[0], 0x0800) + ipv4(6, A4, B4, seg)
+write("net-tx", "tso", tx_input(TX_CSUM | TX_TSO4 | V1, 87, [12, 1, 100, 100, 100], vnet(V1, NEEDS_CSUM, 1, 54, 1448, 34, 16), big))
+write("net-tx", "too-long-for-mtu", tx_input(TX_CSUM | V1, 87, [1], vnet(V1), big))
+write("net-tx", "vlan", tx_input(V1, 87, [1], vnet(V1), eth(OUTSIDE, PORT[0], 0x0800, [(0x8100, 7)]) + bytes(46)))
+write("net-tx", "runt", tx_input(V1, 87, [1], vnet(V1), PORT[1] + PORT[0]))

@@ -18,6 +18,7 @@
 #include "net-ctrl.h"
 #include "net-frame.h"
 #include "net-switch.h"
+#include "net-tx.h"
 #include "net-uplink.h"
 #include "net-vnet.h"
 #include "vu-backend.h"
@@ -38,8 +39,6 @@
  * (a client that stops refilling costs the others nothing). */
 #define NET_BACKLOG_MAX_FRAMES 256
 #define NET_BACKLOG_MAX_BYTES (4u << 20)
-/* Header bytes parsed from a frame before switching it (Ethernet + VLAN + IP + ports). */
-#define NET_PARSE_BYTES 128
 /* Multicast reports are small: snoop frames up to this size. */
 #define NET_SNOOP_MAX 2048
 #define NET_LOG_LIMIT 5
@@ -89,7 +88,7 @@ struct net_tx_pending {
 	struct net_queue *q;
 	uint16_t head;
 	uint8_t hdr[NET_VNET_HDR_LEN];
-	uint8_t first[NET_PARSE_BYTES];  /* the frame's first bytes, as checked */
+	uint8_t first[NET_TX_HEAD];      /* the frame's first bytes, as checked */
 	unsigned iovcnt;
 	struct iovec iov[VU_ELEM_MAX_IOV + 2];
 };
@@ -111,6 +110,7 @@ static struct {
 	uint8_t *frame;               /* a client frame made linear */
 	uint8_t *fixbuf;              /* a frame adapted for one receiver */
 	struct vu_elem rx_first, rx_cur;
+	struct net_tx_frame txf;      /* the frame tx_one() works on */
 	struct net_queue *notify_list;
 	int stats_fd;
 	struct vu_watch stats_watch;
@@ -501,90 +501,59 @@ static void tx_log(struct net_client *c, unsigned *logged, const char *what, con
 static bool tx_one(struct net_queue *q, struct vu_elem *e)
 {
 	struct net_client *c = q->client;
-	uint8_t wire[NET_VNET_HDR_MRG_LEN], head[NET_PARSE_BYTES];
-	struct net_vnet_hdr h;
-	struct net_frame_info info;
+	struct net_tx_frame *f = &net.txf;
 	struct net_route route;
-	size_t len, head_len;
+	const char *why;
 
-	if (e->in_num || e->out_len < c->hdr_len + NET_ETH_MIN_FRAME || e->out_len - c->hdr_len > NET_MAX_FRAME) {
+	if (e->in_num || net_tx_take(e->iov, e->out_num, e->out_len, c->hdr_len, c->dev.features, c->mtu, f, &why) < 0) {
 		c->port.c.tx_malformed++;
-		tx_log(c, &c->malformed_logged, "a malformed frame", "bad length or direction");
-		return false;
-	}
-	len = e->out_len - c->hdr_len;
-	vu_iov_to_buf(e->iov, e->out_num, 0, wire, c->hdr_len);
-	net_vnet_hdr_decode(wire, c->hdr_len, &h);
-	head_len = vu_iov_to_buf(e->iov, e->out_num, c->hdr_len, head, len < sizeof(head) ? len : sizeof(head));
-	if (net_vnet_check_tx(&h, len, c->dev.features) < 0 ||
-	    (h.gso_type == NET_HDR_GSO_NONE && len > c->mtu + NET_ETH_HLEN + NET_VLAN_HLEN) ||
-	    net_frame_parse(head, head_len, &info) < 0) {
-		c->port.c.tx_malformed++;
-		tx_log(c, &c->malformed_logged, "a malformed frame",
-		       "virtio-net header, or longer than the MTU");
-		return false;
-	}
-	if (info.l3_offset > NET_ETH_HLEN || info.ethertype == NET_ETHERTYPE_VLAN || info.ethertype == NET_ETHERTYPE_QINQ) {
-		c->port.c.tx_malformed++;
-		tx_log(c, &c->malformed_logged, "a VLAN-tagged frame", "ddtk-net's ports are untagged");
+		tx_log(c, &c->malformed_logged, "a malformed frame", e->in_num ? "device-writable buffers" : why);
 		return false;
 	}
 	/* Everything below decides on these copies of the header and the frame's first bytes, and
 	 * sends them, never guest memory read again: another vCPU may rewrite it meanwhile. */
-	if (net_switch_check_source(&net.sw, c->index, head, head_len, &info) != NET_ACCEPT) {
+	if (net_switch_check_source(&net.sw, c->index, f->head, f->head_len, &f->info) != NET_ACCEPT) {
 		char mac[18];
 
 		c->port.c.tx_spoofed++;
 		tx_log(c, &c->spoof_logged, "a frame with a forged source MAC or ARP sender",
-		       net_mac_format(info.src, mac));
+		       net_mac_format(f->info.src, mac));
 		return false;
 	}
 	c->port.c.tx_packets++;
-	c->port.c.tx_bytes += len;
-	route = net_switch_route(&net.sw, c->index, info.dst);
-	if (maybe_report(head, head_len, &info) && len <= NET_SNOOP_MAX) {
-		vu_iov_to_buf(e->iov, e->out_num, c->hdr_len, net.frame, len);
-		(void)net_frame_snoop_mcast(net.frame, len, &info, snoop_fn, &c->port);
+	c->port.c.tx_bytes += f->len;
+	route = net_switch_route(&net.sw, c->index, f->info.dst);
+	if (maybe_report(f->head, f->head_len, &f->info) && f->len <= NET_SNOOP_MAX) {
+		vu_iov_to_buf(e->iov, e->out_num, c->hdr_len, net.frame, f->len);
+		memcpy(net.frame, f->head, f->head_len);
+		(void)net_frame_snoop_mcast(net.frame, f->len, &f->info, snoop_fn, &c->port);
 	}
 	if (route.ports) {
 		struct net_frame_info full;
 
-		vu_iov_to_buf(e->iov, e->out_num, c->hdr_len, net.frame, len);
-		memcpy(net.frame, head, head_len);
-		(void)net_frame_parse(net.frame, len, &full);
-		deliver_to_ports(route.ports, &h, net.frame, len, &full);
+		vu_iov_to_buf(e->iov, e->out_num, c->hdr_len, net.frame, f->len);
+		memcpy(net.frame, f->head, f->head_len);
+		(void)net_frame_parse(net.frame, f->len, &full);
+		deliver_to_ports(route.ports, &f->hdr, net.frame, f->len, &full);
 	}
 	if (!route.uplink || !net.have_uplink || net.up.fd < 0) {
-		if (route.uplink && !net_mac_is_multicast(info.dst))
+		if (route.uplink && !net_mac_is_multicast(f->info.dst))
 			c->port.c.tx_dropped++; /* unicast for nobody, and no uplink to try */
 		return false;
 	}
 	/* To the uplink: the checked first bytes from our copy, the rest straight from guest memory
 	 * (the kernel copies it once). */
 	struct net_tx_pending *p = &net.pend[net.npend];
-	size_t skip = c->hdr_len + head_len;
 
 	p->q = q;
 	p->head = e->head;
-	net_vnet_hdr_encode(&h, NET_VNET_HDR_LEN, p->hdr);
-	memcpy(p->first, head, head_len);
+	net_vnet_hdr_encode(&f->hdr, NET_VNET_HDR_LEN, p->hdr);
+	memcpy(p->first, f->head, f->head_len);
 	p->iov[0].iov_base = p->hdr;
 	p->iov[0].iov_len = NET_VNET_HDR_LEN;
 	p->iov[1].iov_base = p->first;
-	p->iov[1].iov_len = head_len;
-	p->iovcnt = 2;
-	for (unsigned i = 0; i < e->out_num; i++) {
-		size_t l = e->iov[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		p->iov[p->iovcnt].iov_base = (uint8_t *)e->iov[i].iov_base + skip;
-		p->iov[p->iovcnt].iov_len = l - skip;
-		p->iovcnt++;
-		skip = 0;
-	}
+	p->iov[1].iov_len = f->head_len;
+	p->iovcnt = 2 + net_tx_rest(e->iov, e->out_num, f, c->hdr_len, p->iov + 2, VU_ELEM_MAX_IOV);
 	net.npend++;
 	return true;
 }
