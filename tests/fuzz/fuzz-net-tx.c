@@ -1,7 +1,8 @@
 /* Fuzz target: a client's transmit chain as ddtk-net takes it (net_tx_take, net_tx_rest): the
  * virtio-net header and the frame cut over descriptors any way a guest likes, any header, any
  * length. Checks that what is taken is exactly the chain's bytes (the header, the head copy, the
- * rest in guest memory, nothing outside the buffers) and that an accepted frame obeys the limits.
+ * rest in guest memory, nothing outside the buffers) and that an accepted frame obeys the limits;
+ * a GSO packet is also cut in software (net_gso_segment) as for a receiver without TSO.
  *
  * Input: [hdr_len: 10 + 2 * (b & 1)][features][mtu: 68 + 16 * b][k: 1 + b % 16][k cut weights]
  * [the chain's bytes]. Each descriptor is its own heap buffer, so ASan sees any read past one. */
@@ -12,11 +13,27 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "net-gso.h"
 #include "net-tx.h"
 #include "net-vnet.h"
 #include "vu-proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+struct seg_check {
+	size_t max_len;
+	unsigned calls;
+};
+
+/* Every segment of a cut GSO packet: no longer than the packet, at least the headers. */
+static void seg_fn(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct seg_check *c = opaque;
+
+	if (len > c->max_len || len < NET_ETH_HLEN + 20 + 20 || ++c->calls > NET_GSO_MAX_SEGS)
+		abort();
+	(void)frame[len - 1];
+}
 
 #define MAX_SEGS 16
 
@@ -110,6 +127,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (off != f.len - f.head_len || memcmp(flat, data + hdr_len + f.head_len, off))
 		abort();
 	free(flat);
+	/* For a receiver without TSO: the same packet cut in software. */
+	if (f.hdr.gso_type != NET_HDR_GSO_NONE) {
+		static uint8_t seg_buf[NET_MAX_FRAME];
+		struct seg_check sc = { .max_len = f.len };
+		int nsegs = net_gso_segment(&f.hdr, data + hdr_len, f.len, seg_buf, seg_fn, &sc);
+
+		if (nsegs >= 0 ? (unsigned)nsegs != sc.calls : nsegs != -EINVAL || sc.calls)
+			abort();
+	}
 out:
 	for (unsigned i = 0; i < k; i++)
 		free(iov[i].iov_base);

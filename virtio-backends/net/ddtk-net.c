@@ -17,6 +17,7 @@
 #include "ddtk-config.h"
 #include "net-ctrl.h"
 #include "net-frame.h"
+#include "net-gso.h"
 #include "net-switch.h"
 #include "net-tx.h"
 #include "net-uplink.h"
@@ -109,6 +110,7 @@ static struct {
 	unsigned npend;
 	uint8_t *frame;               /* a client frame made linear */
 	uint8_t *fixbuf;              /* a frame adapted for one receiver */
+	uint8_t *segbuf;              /* a segment of a GSO packet cut for one receiver */
 	struct vu_elem rx_first, rx_cur;
 	struct net_tx_frame txf;      /* the frame tx_one() works on */
 	struct net_queue *notify_list;
@@ -382,12 +384,43 @@ static void backlog_add(struct net_client *c, const struct net_vnet_hdr *hdr, co
 /* Delivers a frame to a client, adapting offloads to what it negotiated; frames it has no buffers
  * for wait in its backlog. */
 static void rx_deliver(struct net_client *c, const struct net_vnet_hdr *hdr, const uint8_t *frame, size_t len,
+		       uint32_t hash);
+
+struct gso_target {
+	struct net_client *c;
+	struct net_vnet_hdr hdr;
+	uint32_t hash;
+};
+
+static void gso_deliver(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct gso_target *t = opaque;
+
+	rx_deliver(t->c, &t->hdr, frame, len, t->hash);
+}
+
+static void rx_deliver(struct net_client *c, const struct net_vnet_hdr *hdr, const uint8_t *frame, size_t len,
 		       uint32_t hash)
 {
 	struct net_vnet_hdr h = *hdr;
 	int r = net_vnet_rx_needs_fixup(&h, c->dev.features);
 
-	if (r < 0 || c->dev.broken || !c->port.up) {
+	if (c->dev.broken || !c->port.up) {
+		c->port.c.rx_dropped++;
+		return;
+	}
+	if (r == -EOPNOTSUPP) {
+		/* A TCP GSO packet for a driver without GUEST_TSO: cut it as a NIC would. The segments'
+		 * checksums are complete. */
+		struct gso_target t = { .c = c, .hash = hash };
+
+		if (vu_dev_has_feature(&c->dev, NET_F_GUEST_CSUM))
+			t.hdr.flags = NET_HDR_F_DATA_VALID;
+		if (net_gso_segment(&h, frame, len, net.segbuf, gso_deliver, &t) < 0)
+			c->port.c.rx_dropped++;
+		return;
+	}
+	if (r < 0) {
 		c->port.c.rx_dropped++;
 		return;
 	}
@@ -1177,7 +1210,8 @@ static int buffers_alloc(void)
 	net.tx_elem = calloc(NET_UPLINK_BATCH, sizeof(*net.tx_elem));
 	net.frame = malloc(NET_MAX_FRAME);
 	net.fixbuf = malloc(NET_MAX_FRAME);
-	if (!net.pend || !net.tx_elem || !net.frame || !net.fixbuf)
+	net.segbuf = malloc(NET_MAX_FRAME);
+	if (!net.pend || !net.tx_elem || !net.frame || !net.fixbuf || !net.segbuf)
 		return -ENOMEM;
 	for (unsigned i = 0; i < NET_UPLINK_BATCH && net.have_uplink; i++) {
 		net.up_bufs[i] = malloc(NET_UPLINK_BUFSIZE);
@@ -1384,6 +1418,7 @@ int main(int argc, char **argv)
 	free(net.tx_elem);
 	free(net.frame);
 	free(net.fixbuf);
+	free(net.segbuf);
 	vu_loop_close(&net.loop);
 	return 0;
 }
