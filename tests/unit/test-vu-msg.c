@@ -428,6 +428,31 @@ static void test_dev_inflight(void **state)
 	assert_non_null(dev.vq[0].inflight);
 }
 
+/* Regression (fuzz-vu-msg): an inflight region made for 64-entry rings, then a ring of 256: the
+ * region must not be written past its end when the queue starts; the device breaks instead. */
+static void test_dev_inflight_smaller_than_ring(void **state)
+{
+	const uint64_t size = 1 << 20, uva = 0x7f0000000000ull;
+
+	assert_int_equal(send_u64(VU_REQ_SET_PROTOCOL_FEATURES, VU_BIT(VU_PROTOCOL_F_INFLIGHT_SHMFD)), 0);
+	req(VU_REQ_GET_INFLIGHT_FD, sizeof(struct vu_inflight_msg));
+	msg.payload.inflight.num_queues = 1;
+	msg.payload.inflight.queue_size = 64;
+	assert_int_equal(vu_dev_handle_msg(&dev, &msg, &reply), 0);
+	close(reply.fds[0]);
+	assert_int_equal(send_u64(VU_REQ_SET_FEATURES, VU_BIT(VU_F_VERSION_1)), 0);
+	send_mem_table(memfd_of(size), size, uva);
+	assert_int_equal(vu_dev_handle_msg(&dev, &msg, &reply), 0);
+	assert_int_equal(send_state(VU_REQ_SET_VRING_NUM, 0, 256), 0);
+	req(VU_REQ_SET_VRING_ADDR, sizeof(struct vu_vring_addr));
+	msg.payload.addr = (struct vu_vring_addr){ .index = 0, .desc_user_addr = uva, .avail_user_addr = uva + 4096,
+						   .used_user_addr = uva + 8192 };
+	assert_int_equal(vu_dev_handle_msg(&dev, &msg, &reply), 0);
+	assert_int_equal(send_fd(VU_REQ_SET_VRING_KICK, 0, eventfd(0, EFD_CLOEXEC)), 0);
+	assert_true(dev.broken);
+	assert_false(dev.vq[0].started);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -437,6 +462,7 @@ int main(void)
 		cmocka_unit_test(test_vring_fds),
 #define T(f) cmocka_unit_test_setup_teardown(f, dev_setup, dev_teardown)
 		T(test_dev_features),
+		T(test_dev_inflight_smaller_than_ring),
 		T(test_dev_protocol_gated),
 		T(test_dev_reply_ack),
 		T(test_dev_ring_rules),

@@ -427,8 +427,10 @@ static void inflight_assign(struct vu_dev *dev, void *base, uint16_t num_queues,
 {
 	uint64_t qsize = vu_inflight_queue_size(queue_size);
 
-	for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
+	for (unsigned i = 0; i < VU_MAX_QUEUES; i++) {
 		dev->vq[i].inflight = i < num_queues ? (struct vu_inflight_queue *)((uint8_t *)base + i * qsize) : NULL;
+		dev->vq[i].inflight_num = i < num_queues ? queue_size : 0;
+	}
 }
 
 static int handle_get_inflight_fd(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *reply)

@@ -327,6 +327,11 @@ static int inflight_restore(struct vu_vq *vq)
 	unsigned n = 0;
 	uint64_t max_counter = 0;
 
+	/* The region was sized for the queue size GET/SET_INFLIGHT_FD named; a ring set larger
+	 * afterwards would have its slots outside it. */
+	if (vq->num > vq->inflight_num)
+		return -EINVAL;
+
 	if (q->version == 0) {
 		/* A fresh region from GET_INFLIGHT_FD: nothing was in flight. */
 		memset(q->desc, 0, sizeof(q->desc[0]) * vq->num);

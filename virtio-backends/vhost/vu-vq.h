@@ -73,6 +73,7 @@ struct vu_vq {
 	const struct vu_mem *mem;
 
 	struct vu_inflight_queue *inflight;  /* NULL without INFLIGHT_SHMFD */
+	uint16_t inflight_num;        /* descriptors the inflight region has room for */
 	uint64_t inflight_counter;
 	uint16_t *resubmit;           /* heads to hand out again after a restart, oldest first */
 	unsigned resubmit_num, resubmit_pos;
