@@ -36,6 +36,7 @@ void fake_guest_add_inflight(struct fake_guest *g)
 {
 	g->inflight = calloc(1, vu_inflight_queue_size(g->vq.num));
 	g->vq.inflight = g->inflight;
+	g->vq.inflight_num = g->vq.num; /* as vu-dev does: the region is sized for this ring */
 }
 
 void fake_guest_desc(struct fake_guest *g, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)

@@ -299,12 +299,12 @@ static int rx_put(struct net_client *c, const struct net_vnet_hdr *hdr, const ui
 	if (c->dev.broken)
 		return -ENOLINK;
 	for (unsigned i = 0; i < pairs; i++)
-		started += queue_started(&c->queues[2 * i]);
+		started += queue_started(&c->queues[2 * (size_t)i]);
 	if (!started)
 		return -ENOLINK;
 	first = hash % pairs;
 	for (unsigned i = 0; i < pairs; i++) {
-		struct net_queue *q = &c->queues[2 * ((first + i) % pairs)];
+		struct net_queue *q = &c->queues[2 * (size_t)((first + i) % pairs)];
 
 		if (!queue_started(q))
 			continue;
@@ -332,7 +332,7 @@ static int rx_want_kicks(struct net_client *c, bool on)
 	int more = 0;
 
 	for (unsigned i = 0; i < pairs_in_use(c); i++) {
-		struct net_queue *q = &c->queues[2 * i];
+		struct net_queue *q = &c->queues[2 * (size_t)i];
 
 		if (queue_started(q) && (on ? vu_vq_kick_after(q->vq, q->rx_seen) : vu_vq_set_notification(q->vq, false)) > 0)
 			more = 1;
@@ -801,7 +801,7 @@ static void port_update_up(struct net_client *c)
 {
 	c->port.up = false;
 	for (unsigned i = 0; i < pairs_in_use(c); i++)
-		if (queue_started(&c->queues[2 * i]))
+		if (queue_started(&c->queues[2 * (size_t)i]))
 			c->port.up = true;
 }
 

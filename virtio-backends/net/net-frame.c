@@ -328,5 +328,5 @@ uint32_t net_frame_flow_hash(const uint8_t *frame, size_t len, const struct net_
 			h = fnv1a(h, ip + 40, 4);
 		return h;
 	}
-	return fnv1a(h, frame, 2 * NET_ETH_ALEN);
+	return fnv1a(h, frame, (size_t)2 * NET_ETH_ALEN);
 }
