@@ -50,17 +50,6 @@ static double cpu_s(void)
 	       (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-/* ddtk-net's own parser (net-frame.c): the bench accepts what the switch accepts. */
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-	struct net_mac m;
-
-	if (net_mac_parse(s, &m) < 0)
-		return -EINVAL;
-	memcpy(mac, m.b, 6);
-	return 0;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -120,12 +109,12 @@ static int parse_options(int argc, char **argv, struct pktgen_options *o)
 			o->batch = (uint32_t)v;
 			break;
 		case OPT_SRC:
-			if (parse_mac(optarg, o->src) < 0)
+			if (net_mac_parse_bytes(optarg, o->src) < 0)
 				name = "--src";
 			o->have_src = true;
 			break;
 		case OPT_DST:
-			if (parse_mac(optarg, o->dst) < 0)
+			if (net_mac_parse_bytes(optarg, o->dst) < 0)
 				name = "--dst";
 			break;
 		case OPT_QDISC_BYPASS:

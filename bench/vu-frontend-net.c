@@ -64,17 +64,6 @@ struct net_run {
 	uint64_t tx_frames, rx_frames, rx_bytes, rx_not_for_us, rx_bad;
 };
 
-/* ddtk-net's own parser (net-frame.c): the bench accepts what the switch accepts. */
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-	struct net_mac m;
-
-	if (net_mac_parse(s, &m) < 0)
-		return -EINVAL;
-	memcpy(mac, m.b, 6);
-	return 0;
-}
-
 static void net_usage(FILE *f)
 {
 	fprintf(f,
@@ -138,12 +127,12 @@ static int net_parse_options(int argc, char **argv, struct net_options *o)
 			o->socket_path = optarg;
 			break;
 		case OPT_MAC:
-			if (parse_mac(optarg, o->mac) < 0 || (o->mac[0] & 1))
+			if (net_mac_parse_bytes(optarg, o->mac) < 0 || (o->mac[0] & 1))
 				name = "--mac (a unicast xx:xx:xx:xx:xx:xx)";
 			have_mac = true;
 			break;
 		case OPT_DST:
-			if (parse_mac(optarg, o->dst) < 0)
+			if (net_mac_parse_bytes(optarg, o->dst) < 0)
 				name = "--dst (xx:xx:xx:xx:xx:xx)";
 			have_dst = true;
 			break;

@@ -76,17 +76,6 @@ static void usage(FILE *f)
 		RAWSEND_TAG_WINDOW);
 }
 
-/* xx:xx:xx:xx:xx:xx, any address: sending invalid ones is part of the point. */
-static int mac_parse(const char *s, uint8_t ret_mac[static ETH_ALEN])
-{
-	struct net_mac mac;
-
-	if (net_mac_parse(s, &mac) < 0)
-		return -EINVAL;
-	memcpy(ret_mac, mac.b, ETH_ALEN);
-	return 0;
-}
-
 static int parse_ulong(const char *s, int base, unsigned long min, unsigned long max,
 		       unsigned long *ret)
 {
@@ -349,7 +338,7 @@ static int options_parse(int argc, char **argv, struct options *o)
 			send_only = true;
 			o->has_src = true;
 			o->src_self = strcmp(optarg, "self") == 0;
-			if (!o->src_self && mac_parse(optarg, o->src) < 0) {
+			if (!o->src_self && net_mac_parse_bytes(optarg, o->src) < 0) {
 				fprintf(stderr, "ddtk-rawsend: --src must be XX:XX:XX:XX:XX:XX or self, not '%s'\n",
 					optarg);
 				return -EINVAL;
@@ -358,7 +347,7 @@ static int options_parse(int argc, char **argv, struct options *o)
 		case OPT_DST:
 			send_only = true;
 			o->has_dst = true;
-			if (mac_parse(optarg, o->dst) < 0) {
+			if (net_mac_parse_bytes(optarg, o->dst) < 0) {
 				fprintf(stderr, "ddtk-rawsend: --dst must be XX:XX:XX:XX:XX:XX, not '%s'\n", optarg);
 				return -EINVAL;
 			}

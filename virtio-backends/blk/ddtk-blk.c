@@ -72,8 +72,6 @@ struct blk_queue {
 	struct blk_request *free_list;
 	unsigned allocated;
 	unsigned inflight;                /* requests with operations outstanding */
-	bool need_notify;
-	struct blk_queue *next_notify;
 };
 
 struct blk_export {
@@ -94,7 +92,7 @@ static struct {
 	int ring_efd;
 	struct vu_watch ring_watch;
 	struct vu_loop loop;
-	struct blk_queue *notify_list;
+	struct vu_notify_list notify;     /* queues to signal at the end of the loop turn */
 	struct blk_export *exports[BLK_MAX_EXPORTS];
 	unsigned nexports;
 	struct vu_backend_options opts;
@@ -113,23 +111,12 @@ static void delay_arm(void);
 
 static void queue_mark_notify(struct blk_queue *q)
 {
-	if (q->need_notify)
-		return;
-	q->need_notify = true;
-	q->next_notify = blk.notify_list;
-	blk.notify_list = q;
+	vu_dev_notify_later(&blk.notify, &q->exp->dev, q->vq);
 }
 
 static void notify_all(void)
 {
-	while (blk.notify_list) {
-		struct blk_queue *q = blk.notify_list;
-
-		blk.notify_list = q->next_notify;
-		q->need_notify = false;
-		if (q->vq && q->vq->started)
-			vu_dev_notify(&q->exp->dev, q->vq);
-	}
+	vu_notify_list_flush(&blk.notify);
 }
 
 static void request_free(struct blk_request *r)

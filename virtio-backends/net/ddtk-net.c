@@ -52,9 +52,7 @@ struct net_queue {
 	struct net_client *client;
 	struct vu_vq *vq;
 	struct vu_watch kick_watch;
-	bool notify;                  /* pushed since the last notification */
 	uint16_t rx_seen;             /* RX: the driver's avail index when its buffers last ran out */
-	struct net_queue *notify_next;
 };
 
 /* A frame waiting for a client's receive buffers. */
@@ -113,7 +111,7 @@ static struct {
 	uint8_t *segbuf;              /* a segment of a GSO packet cut for one receiver */
 	struct vu_elem rx_first, rx_cur;
 	struct net_tx_frame txf;      /* the frame tx_one() works on */
-	struct net_queue *notify_list;
+	struct vu_notify_list notify; /* queues to signal at the end of the loop turn */
 	int stats_fd;
 	struct vu_watch stats_watch;
 	char stats_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -142,23 +140,12 @@ static enum net_queue_role queue_role(const struct net_client *c, unsigned index
 
 static void queue_mark_notify(struct net_queue *q)
 {
-	if (q->notify)
-		return;
-	q->notify = true;
-	q->notify_next = net.notify_list;
-	net.notify_list = q;
+	vu_dev_notify_later(&net.notify, &q->client->dev, q->vq);
 }
 
 static void notify_all(void)
 {
-	while (net.notify_list) {
-		struct net_queue *q = net.notify_list;
-
-		net.notify_list = q->notify_next;
-		q->notify = false;
-		if (q->vq && q->vq->started)
-			(void)vu_dev_notify(&q->client->dev, q->vq);
-	}
+	vu_notify_list_flush(&net.notify);
 }
 
 static void watch_queues(struct net_client *c, bool on);

@@ -76,6 +76,16 @@ int net_mac_parse(const char *s, struct net_mac *ret)
 	return 0;
 }
 
+int net_mac_parse_bytes(const char *s, uint8_t *ret)
+{
+	struct net_mac m;
+	int r = net_mac_parse(s, &m);
+
+	if (r == 0)
+		memcpy(ret, m.b, NET_ETH_ALEN);
+	return r;
+}
+
 const char *net_mac_format(const uint8_t *mac, char *buf)
 {
 	snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);

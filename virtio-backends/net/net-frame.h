@@ -33,6 +33,8 @@ bool net_mac_equal(const uint8_t *a, const uint8_t *b);
 bool net_mac_is_valid_unicast(const uint8_t *mac);
 /* Parses "xx:xx:xx:xx:xx:xx" (hex, either case). */
 int net_mac_parse(const char *s, struct net_mac *ret);
+/* The same into six bytes (tools that keep MACs as byte arrays). */
+int net_mac_parse_bytes(const char *s, uint8_t *ret);
 /* "xx:xx:xx:xx:xx:xx"; buf needs 18 bytes. */
 const char *net_mac_format(const uint8_t *mac, char *buf);
 

@@ -152,6 +152,28 @@ int vu_dev_notify(struct vu_dev *dev, struct vu_vq *vq)
 	return dev->transport_ops->notify(dev->transport, vq);
 }
 
+void vu_dev_notify_later(struct vu_notify_list *list, struct vu_dev *dev, struct vu_vq *vq)
+{
+	if (vq->notify_pending)
+		return;
+	vq->notify_pending = true;
+	vq->notify_dev = dev;
+	vq->notify_next = list->head;
+	list->head = vq;
+}
+
+void vu_notify_list_flush(struct vu_notify_list *list)
+{
+	while (list->head) {
+		struct vu_vq *vq = list->head;
+
+		list->head = vq->notify_next;
+		vq->notify_pending = false;
+		if (vq->started)
+			(void)vu_dev_notify(vq->notify_dev, vq);
+	}
+}
+
 static struct vu_vq *vq_of(struct vu_dev *dev, uint32_t index)
 {
 	return index < dev->info.num_queues ? &dev->vq[index] : NULL;

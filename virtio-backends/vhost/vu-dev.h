@@ -105,3 +105,15 @@ static inline bool vu_dev_has_protocol_feature(const struct vu_dev *dev, unsigne
 
 /* Tells the driver about pushed entries if it wants to hear. */
 int vu_dev_notify(struct vu_dev *dev, struct vu_vq *vq);
+
+/* Queues with entries pushed during one turn of a back-end's loop, signalled once at its end
+ * (one interrupt for many completions). */
+struct vu_notify_list {
+	struct vu_vq *head;
+};
+
+/* Puts vq (of dev) on list, once. The back-end must flush the list before a queue stops (in its
+ * queue_stop op): the queue is forgotten then. */
+void vu_dev_notify_later(struct vu_notify_list *list, struct vu_dev *dev, struct vu_vq *vq);
+/* Signals every queue on list that still runs, and empties it. */
+void vu_notify_list_flush(struct vu_notify_list *list);

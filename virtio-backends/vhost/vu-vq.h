@@ -9,6 +9,8 @@
 
 #include "vu-mem.h"
 
+struct vu_dev;
+
 /* iovecs in one element: enough for a 256-segment request plus header and status, each split
  * at one region boundary. */
 #define VU_ELEM_MAX_IOV 520
@@ -79,6 +81,11 @@ struct vu_vq {
 	unsigned resubmit_num, resubmit_pos;
 
 	void *backend_data;           /* for the device back-end */
+
+	/* vu_dev_notify_later(): on a list of queues to signal at the end of the loop turn */
+	bool notify_pending;
+	struct vu_vq *notify_next;
+	struct vu_dev *notify_dev;
 };
 
 void vu_vq_init(struct vu_vq *vq, unsigned index);
