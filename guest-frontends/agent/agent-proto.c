@@ -9,11 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static const uint8_t magic_bytes[4] = {
-	AGENT_PROTO_MAGIC & 0xff, (AGENT_PROTO_MAGIC >> 8) & 0xff,
-	(AGENT_PROTO_MAGIC >> 16) & 0xff, (AGENT_PROTO_MAGIC >> 24) & 0xff,
-};
-
 void agent_u32_put(uint8_t *p, uint32_t v)
 {
 	p[0] = v & 0xff;
@@ -27,12 +22,20 @@ uint32_t agent_u32_get(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-void agent_decoder_init(struct agent_decoder *dec)
+void agent_decoder_init_proto(struct agent_decoder *dec, uint32_t magic, uint8_t version, uint8_t type_last)
 {
+	agent_u32_put(dec->magic, magic);
+	dec->version = version;
+	dec->type_last = type_last;
 	dec->start = 0;
 	dec->end = 0;
 	dec->pending = 0;
 	dec->skipped_bytes = 0;
+}
+
+void agent_decoder_init(struct agent_decoder *dec)
+{
+	agent_decoder_init_proto(dec, AGENT_PROTO_MAGIC, AGENT_PROTO_VERSION, _AGENT_MSG_LAST);
 }
 
 /* Dropping only moves the start; feed() compacts, so garbage costs linear time. */
@@ -80,8 +83,8 @@ static void decoder_resync(struct agent_decoder *dec)
 	size_t i;
 	for (i = dec->start; i < dec->end; i++) {
 		size_t left = dec->end - i;
-		size_t cmp = left < sizeof(magic_bytes) ? left : sizeof(magic_bytes);
-		if (memcmp(dec->buf + i, magic_bytes, cmp) == 0)
+		size_t cmp = left < sizeof(dec->magic) ? left : sizeof(dec->magic);
+		if (memcmp(dec->buf + i, dec->magic, cmp) == 0)
 			break;
 	}
 	if (i > dec->start) {
@@ -90,13 +93,13 @@ static void decoder_resync(struct agent_decoder *dec)
 	}
 }
 
-static bool header_valid(const uint8_t *h)
+static bool header_valid(const struct agent_decoder *dec, const uint8_t *h)
 {
 	uint8_t version = h[4], type = h[5];
 	uint16_t flags = (uint16_t)(h[6] | h[7] << 8);
 	uint32_t len = agent_u32_get(h + 12);
 
-	return version == AGENT_PROTO_VERSION && type >= AGENT_MSG_PING && type < _AGENT_MSG_LAST &&
+	return version == dec->version && type >= 1 && type < dec->type_last &&
 	       flags == 0 && len <= AGENT_FRAME_PAYLOAD_MAX;
 }
 
@@ -109,7 +112,7 @@ int agent_decoder_next(struct agent_decoder *dec, struct agent_frame *ret_frame)
 		size_t avail = dec->end - dec->start;
 		if (avail < AGENT_FRAME_HEADER_SIZE)
 			return 0;
-		if (!header_valid(h)) {
+		if (!header_valid(dec, h)) {
 			/* A magic inside garbage: skip it and look for the next one. */
 			dec->skipped_bytes += 1;
 			decoder_drop(dec, 1);
@@ -130,10 +133,16 @@ int agent_decoder_next(struct agent_decoder *dec, struct agent_frame *ret_frame)
 int agent_frame_encode(uint8_t type, uint32_t id, const void *payload, uint32_t len,
 		       uint8_t *buf, size_t cap)
 {
+	return agent_frame_encode_proto(AGENT_PROTO_MAGIC, AGENT_PROTO_VERSION, type, id, payload, len, buf, cap);
+}
+
+int agent_frame_encode_proto(uint32_t magic, uint8_t version, uint8_t type, uint32_t id, const void *payload,
+			     uint32_t len, uint8_t *buf, size_t cap)
+{
 	if (len > AGENT_FRAME_PAYLOAD_MAX || cap < AGENT_FRAME_HEADER_SIZE + (size_t)len)
 		return -EMSGSIZE;
-	memcpy(buf, magic_bytes, sizeof(magic_bytes));
-	buf[4] = AGENT_PROTO_VERSION;
+	agent_u32_put(buf, magic);
+	buf[4] = version;
 	buf[5] = type;
 	buf[6] = 0;
 	buf[7] = 0;

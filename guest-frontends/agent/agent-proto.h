@@ -43,6 +43,9 @@ struct agent_frame {
  * start with a valid header (a reconnect in the middle of a frame, garbage) is skipped up to the
  * next magic, and counted. */
 struct agent_decoder {
+	uint8_t magic[4];        /* the protocol's magic, as bytes */
+	uint8_t version;
+	uint8_t type_last;       /* valid types are 1 .. type_last - 1 */
 	uint8_t buf[AGENT_FRAME_HEADER_SIZE + AGENT_FRAME_PAYLOAD_MAX];
 	size_t start;            /* first byte not yet consumed */
 	size_t end;              /* one past the last byte received */
@@ -51,6 +54,9 @@ struct agent_decoder {
 };
 
 void agent_decoder_init(struct agent_decoder *dec);
+/* The same framing for another protocol (the driver domain's control protocol): its own magic,
+ * version and range of types. */
+void agent_decoder_init_proto(struct agent_decoder *dec, uint32_t magic, uint8_t version, uint8_t type_last);
 /* Copies up to *n bytes of data into the decoder and sets *n to how many were taken. */
 void agent_decoder_feed(struct agent_decoder *dec, const void *data, size_t *n);
 /* Room left: how many bytes the next feed can take. */
@@ -62,6 +68,9 @@ int agent_decoder_next(struct agent_decoder *dec, struct agent_frame *ret_frame)
 /* Writes header + payload into buf (of size cap). Returns the frame size, or -EMSGSIZE. */
 int agent_frame_encode(uint8_t type, uint32_t id, const void *payload, uint32_t len,
 		       uint8_t *buf, size_t cap);
+/* The same with another protocol's magic and version. */
+int agent_frame_encode_proto(uint32_t magic, uint8_t version, uint8_t type, uint32_t id, const void *payload,
+			     uint32_t len, uint8_t *buf, size_t cap);
 
 /* Payload helpers. Each returns 0 or -EBADMSG when the payload is malformed. */
 int agent_exec_parse(const struct agent_frame *frame, uint32_t *ret_timeout_ms,
