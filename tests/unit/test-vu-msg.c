@@ -8,6 +8,8 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -453,6 +455,255 @@ static void test_dev_inflight_smaller_than_ring(void **state)
 	assert_false(dev.vq[0].started);
 }
 
+/* ---- a transport without fds: memory found by the transport, kicks from kick_fd, calls by
+ * notify (the driver domain's shape) ---- */
+
+#define FT_MEM_SIZE (1u << 20)
+#define FT_UVA 0x7f0000000000ull
+
+static struct {
+	uint8_t *mem;
+	int kick_src[2];          /* the transport's own eventfds; kick_fd hands out copies */
+	int kick_error;           /* kick_fd fails with this when non-zero */
+	unsigned kick_calls, last_kick_index;
+	unsigned notify_calls, last_notify_index;
+	int last_notify_call_fd;
+	unsigned unmaps, reset_calls, regions_at_reset;
+	int kick_fd_at_reset;
+} ft;
+
+static int ft_map_region(void *t, struct vu_mem_region *r, int fd)
+{
+	assert_int_equal(fd, -1);
+	if (r->mmap_offset > FT_MEM_SIZE || r->size > FT_MEM_SIZE - r->mmap_offset)
+		return -EINVAL;
+	r->host = ft.mem + r->mmap_offset;
+	return 0;
+}
+
+static void ft_unmap_region(void *t, struct vu_mem_region *r)
+{
+	ft.unmaps++;
+	r->host = NULL;
+}
+
+static int ft_map_inflight(void *t, int fd, uint64_t size, uint64_t offset, void **ret_addr)
+{
+	return -EOPNOTSUPP;
+}
+
+static void ft_unmap_inflight(void *t, void *addr, uint64_t size)
+{
+}
+
+static int ft_notify(void *t, struct vu_vq *vq)
+{
+	ft.notify_calls++;
+	ft.last_notify_index = vq->index;
+	ft.last_notify_call_fd = vq->call_fd;
+	return 0;
+}
+
+static int ft_kick_fd(void *t, unsigned index)
+{
+	ft.kick_calls++;
+	ft.last_kick_index = index;
+	if (ft.kick_error)
+		return ft.kick_error;
+	if (index >= 2)
+		return -EINVAL;
+	return fcntl(ft.kick_src[index], F_DUPFD_CLOEXEC, 0);
+}
+
+static void ft_reset(void *t)
+{
+	ft.reset_calls++;
+	ft.regions_at_reset = dev.mem.nregions;
+	ft.kick_fd_at_reset = dev.vq[0].kick_fd;
+}
+
+static const char *ft_last_error(void *t)
+{
+	return "fake: no such vector";
+}
+
+static const struct vu_transport_ops ft_ops = {
+	.memory_fds = false,
+	.map_region = ft_map_region,
+	.unmap_region = ft_unmap_region,
+	.map_inflight = ft_map_inflight,
+	.unmap_inflight = ft_unmap_inflight,
+	.notify = ft_notify,
+	.kick_fd = ft_kick_fd,
+	.reset = ft_reset,
+	.last_error = ft_last_error,
+};
+
+static unsigned open_fds(void)
+{
+	unsigned n = 0;
+
+	for (int fd = 0; fd < 1024; fd++)
+		if (fd_open(fd))
+			n++;
+	return n;
+}
+
+static unsigned ft_fds_before;
+
+static int ft_setup(void **state)
+{
+	struct vu_dev_info info = {
+		.features = UINT64_C(1) << 1,
+		.protocol_features = VU_BIT(VU_PROTOCOL_F_MQ) | VU_BIT(VU_PROTOCOL_F_REPLY_ACK),
+		.num_queues = 2,
+		.max_queue_size = 256,
+		.config_size = 32,
+	};
+
+	memset(&ft, 0, sizeof(ft));
+	ft.kick_fd_at_reset = -2;
+	ft_fds_before = open_fds();
+	ft.mem = calloc(1, FT_MEM_SIZE);
+	assert_non_null(ft.mem);
+	ft.kick_src[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ft.kick_src[1] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	queue_starts = queue_stops = 0;
+	return vu_dev_init(&dev, &info, &ft_ops, NULL, &be_ops, NULL);
+}
+
+static int ft_teardown(void **state)
+{
+	vu_dev_reset(&dev);
+	close(ft.kick_src[0]);
+	close(ft.kick_src[1]);
+	free(ft.mem);
+	/* Whatever a test did, every fd the device took or made is closed after a reset. */
+	assert_int_equal(open_fds(), ft_fds_before);
+	return 0;
+}
+
+/* The memory table without fds, ring 0 sized and placed: only the kick is missing. */
+static void ft_prepare_ring(void)
+{
+	req(VU_REQ_SET_MEM_TABLE, 8 + 32);
+	msg.payload.memory.nregions = 1;
+	msg.payload.memory.regions[0] = (struct vu_mem_region_msg){ 0, FT_MEM_SIZE, FT_UVA, 0 };
+	assert_int_equal(vu_dev_handle_msg(&dev, &msg, &reply), 0);
+	assert_true(dev.mem_set);
+	assert_ptr_equal(dev.mem.regions[0].host, ft.mem);
+	assert_int_equal(send_u64(VU_REQ_SET_FEATURES, VU_BIT(VU_F_VERSION_1)), 0);
+	assert_int_equal(send_state(VU_REQ_SET_VRING_NUM, 0, 64), 0);
+	req(VU_REQ_SET_VRING_ADDR, sizeof(struct vu_vring_addr));
+	msg.payload.addr = (struct vu_vring_addr){ .index = 0, .desc_user_addr = FT_UVA,
+						   .avail_user_addr = FT_UVA + 4096, .used_user_addr = FT_UVA + 8192 };
+	assert_int_equal(vu_dev_handle_msg(&dev, &msg, &reply), 0);
+}
+
+static void test_nofd_kick_refused_without_op(void **state)
+{
+	/* The socket transport has only the front-end's fds: NOFD would be polling mode. */
+	assert_int_equal(send_u64(VU_REQ_SET_VRING_KICK, VU_VRING_NOFD), -EOPNOTSUPP);
+	assert_false(dev.vq[0].kick_set);
+}
+
+static void test_nofd_queue_lifecycle(void **state)
+{
+	struct pollfd pfd = { .events = POLLIN };
+	int kick;
+
+	ft_prepare_ring();
+	assert_int_equal(send_u64(VU_REQ_SET_VRING_KICK, VU_VRING_NOFD), 0);
+	assert_int_equal(ft.kick_calls, 1);
+	assert_int_equal(ft.last_kick_index, 0);
+	assert_true(dev.vq[0].started); /* no PROTOCOL_FEATURES: enabled once it starts */
+	kick = dev.vq[0].kick_fd;
+	assert_true(kick >= 0);
+	assert_true(fcntl(kick, F_GETFD) & FD_CLOEXEC);
+	/* The queue's fd is readable when the transport's kick fires. */
+	pfd.fd = kick;
+	assert_int_equal(poll(&pfd, 1, 0), 0);
+	assert_int_equal(eventfd_write(ft.kick_src[0], 1), 0);
+	assert_int_equal(poll(&pfd, 1, 0), 1);
+
+	/* A call without a fd still reaches the transport: it has its own way to signal. */
+	assert_int_equal(send_u64(VU_REQ_SET_VRING_CALL, VU_VRING_NOFD), 0);
+	assert_int_equal(ft.notify_calls, 1);
+	assert_int_equal(ft.last_notify_call_fd, -1);
+	assert_int_equal(vu_dev_notify(&dev, &dev.vq[0]), 0);
+	assert_int_equal(ft.notify_calls, 2);
+	assert_int_equal(ft.last_notify_index, 0);
+	/* ...but not for a queue that does not run. */
+	assert_int_equal(send_u64(VU_REQ_SET_VRING_CALL, 1 | VU_VRING_NOFD), 0);
+	assert_int_equal(ft.notify_calls, 2);
+
+	/* A new NOFD kick re-plugs the ring with a new fd; the old one is closed. */
+	assert_int_equal(send_u64(VU_REQ_SET_VRING_KICK, VU_VRING_NOFD), 0);
+	assert_int_equal(ft.kick_calls, 2);
+	assert_int_equal(queue_stops, 1);
+	assert_int_equal(queue_starts, 2);
+	if (dev.vq[0].kick_fd != kick)
+		assert_false(fd_open(kick));
+	kick = dev.vq[0].kick_fd;
+	assert_int_equal(send_state(VU_REQ_GET_VRING_BASE, 0, 0), 0);
+	assert_false(dev.vq[0].started);
+	assert_false(fd_open(kick));
+}
+
+static void test_nofd_kick_fd_failure(void **state)
+{
+	unsigned fds;
+
+	ft_prepare_ring();
+	fds = open_fds();
+	ft.kick_error = -ENODEV;
+	/* Without REPLY_ACK the connection goes. */
+	assert_int_equal(send_u64(VU_REQ_SET_VRING_KICK, VU_VRING_NOFD), -ENODEV);
+	assert_false(dev.vq[0].kick_set);
+	assert_false(dev.vq[0].started);
+	assert_int_equal(dev.vq[0].kick_fd, -1);
+	assert_string_equal(dev.error_detail, "fake: no such vector");
+	/* With it the front-end hears about the failure and the device stays as it was. */
+	assert_int_equal(send_u64(VU_REQ_SET_PROTOCOL_FEATURES, VU_BIT(VU_PROTOCOL_F_REPLY_ACK)), 0);
+	req(VU_REQ_SET_VRING_KICK, 8);
+	msg.hdr.flags |= VU_FLAG_NEED_REPLY;
+	msg.payload.u64 = 1 | VU_VRING_NOFD;
+	assert_int_equal(vu_dev_handle_msg(&dev, &msg, &reply), 0);
+	assert_int_equal(reply.payload.u64, 1);
+	assert_int_equal(dev.refused, -ENODEV);
+	assert_int_equal(ft.last_kick_index, 1);
+	assert_false(dev.vq[1].kick_set);
+	assert_int_equal(open_fds(), fds);
+	/* A later request that fails for its own reasons does not carry the transport's words. */
+	assert_int_equal(send_state(VU_REQ_SET_VRING_NUM, 0, 3), -EINVAL);
+	assert_string_equal(dev.error_detail, "");
+	/* A working kick_fd again: the queue starts. */
+	ft.kick_error = 0;
+	assert_int_equal(send_u64(VU_REQ_SET_VRING_KICK, VU_VRING_NOFD), 0);
+	assert_true(dev.vq[0].started);
+	/* A refused re-plug of a running ring (the transport lost the device, say)... */
+	ft.kick_error = -EINVAL;
+	assert_int_equal(send_u64(VU_REQ_SET_VRING_KICK, VU_VRING_NOFD), -EINVAL);
+	/* The running ring keeps its kick: the refused request changed nothing. */
+	assert_true(dev.vq[0].started);
+	assert_true(fd_open(dev.vq[0].kick_fd));
+}
+
+static void test_nofd_reset_releases_transport_last(void **state)
+{
+	ft_prepare_ring();
+	assert_int_equal(send_u64(VU_REQ_SET_VRING_KICK, VU_VRING_NOFD), 0);
+	assert_true(dev.vq[0].started);
+	req(VU_REQ_RESET_OWNER, 0);
+	assert_int_equal(vu_dev_handle_msg(&dev, &msg, &reply), 0);
+	assert_int_equal(ft.reset_calls, 1);
+	/* When the transport is told, nothing of its memory is mapped and no kick fd is open. */
+	assert_int_equal(ft.unmaps, 1);
+	assert_int_equal(ft.regions_at_reset, 0);
+	assert_int_equal(ft.kick_fd_at_reset, -1);
+	assert_int_equal(queue_stops, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -472,6 +723,13 @@ int main(void)
 		T(test_dev_queue_lifecycle),
 		T(test_dev_rings_outside_memory_break_device),
 		T(test_dev_inflight),
+		T(test_nofd_kick_refused_without_op),
+#undef T
+#define T(f) cmocka_unit_test_setup_teardown(f, ft_setup, ft_teardown)
+		T(test_nofd_queue_lifecycle),
+		T(test_nofd_kick_fd_failure),
+		T(test_nofd_reset_releases_transport_last),
+#undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

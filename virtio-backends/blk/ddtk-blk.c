@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -20,7 +21,9 @@
 #include "ddtk-config.h"
 #include "blk-req.h"
 #include "blk-volume.h"
+#include "ddctl-proto.h"
 #include "vu-backend.h"
+#include "vu-ivshmem.h"
 #include "vu-server.h"
 
 #define BLK_MAX_EXPORTS 64
@@ -78,13 +81,17 @@ struct blk_export {
 	struct blk_volume vol;
 	char socket_path[108];
 	int fd;                           /* --fd */
+	unsigned ivshmem;                 /* driver-domain mode: the session's ivshmem device; 0 in host mode */
+	struct vu_ivshmem iv;
 	unsigned num_queues;
 	struct vu_dev dev;
 	struct vu_server srv;
 	struct blk_queue queues[VU_MAX_QUEUES];
 	struct virtio_blk_config config;
 	bool zero_range_unsupported;      /* fall back to punching holes (regular files only) */
-	uint64_t requests, errors;
+	uint64_t requests, errors;        /* taken from the rings; finished with an error status */
+	uint64_t completed;               /* finished (pushed, or dropped with a broken device) */
+	uint64_t read_bytes, write_bytes; /* moved by READ and WRITE that succeeded */
 };
 
 static struct {
@@ -102,7 +109,8 @@ static struct {
 	struct blk_request *delayed_head, *delayed_tail;
 	int delay_tfd;
 	struct vu_watch delay_watch;
-} blk;
+	struct vu_stats_server stats;     /* --stats-socket */
+} blk = { .stats = { .fd = -1 } };
 
 static void reap(void);
 static void delay_arm(void);
@@ -133,6 +141,7 @@ static void request_finish_now(struct blk_request *r)
 	struct blk_export *exp = q->exp;
 
 	q->inflight--;
+	exp->completed++;
 	if (r->status != VIRTIO_BLK_S_OK)
 		exp->errors++;
 	/* A broken device's memory is still mapped (stop waits for us) but nobody reads its rings. */
@@ -273,6 +282,9 @@ static void op_complete(struct blk_op *op, int res)
 			op_failed(r, what, res < 0 ? strerror(-res) : "short transfer");
 		} else if (op->kind == BLK_OP_READ) {
 			r->written = (uint32_t)res;
+			exp->read_bytes += (uint64_t)res;
+		} else {
+			exp->write_bytes += (uint64_t)res;
 		}
 		break;
 	case BLK_OP_FLUSH:
@@ -500,6 +512,7 @@ static void queue_process(struct blk_queue *q)
 			return;
 		}
 		if (ret < 0) {
+			q->exp->requests++;
 			r->pending = 0;
 			r->written = 0;
 			r->status = VIRTIO_BLK_S_IOERR;
@@ -713,7 +726,14 @@ static int export_start(struct blk_export *exp)
 	export_config(exp);
 	for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
 		exp->queues[i].exp = exp;
-	r = vu_dev_init(&exp->dev, &info, &vu_socket_transport_ops, NULL, &blk_backend_ops, exp);
+	if (exp->ivshmem) {
+		/* Driver-domain mode: the client's RAM, kicks and calls come through the session's
+		 * ivshmem device; the socket carries the messages only. */
+		vu_ivshmem_init(&exp->iv, exp->ivshmem);
+		r = vu_dev_init(&exp->dev, &info, &vu_ivshmem_transport_ops, &exp->iv, &blk_backend_ops, exp);
+	} else {
+		r = vu_dev_init(&exp->dev, &info, &vu_socket_transport_ops, NULL, &blk_backend_ops, exp);
+	}
 	if (r < 0)
 		return r;
 	snprintf(name, sizeof(name), "ddtk-blk[%s]", exp->socket_path[0] ? exp->socket_path : "fd");
@@ -729,9 +749,13 @@ static int export_start(struct blk_export *exp)
 		fprintf(stderr, "ddtk-blk: cannot hand %s to the socket group: %s\n", exp->socket_path, strerror(-r));
 		return r;
 	}
-	fprintf(stderr, "%s: serving %s (%" PRIu64 " bytes at offset %" PRIu64 "%s), %u queues\n", name,
+	fprintf(stderr, "%s: serving %s (%" PRIu64 " bytes at offset %" PRIu64 "%s), %u queues", name,
 		exp->vol.path, exp->vol.size, exp->vol.offset, exp->vol.read_only ? ", read-only" : "",
 		exp->num_queues);
+	if (exp->ivshmem)
+		fprintf(stderr, ", client memory through ivshmem session %u (%s/%u)", exp->ivshmem, vu_ivshmem_dir(),
+			exp->ivshmem);
+	fputc('\n', stderr);
 	return 0;
 }
 
@@ -744,7 +768,7 @@ static void usage(FILE *f)
 "                [--serial=ID] [--num-queues=N]\n"
 "       ddtk-blk --fd=FDNUM --blk-file=FILE [...]\n"
 "       ddtk-blk --export socket=PATH,file=FILE[,offset=N][,size=N][,read-only][,serial=ID]\n"
-"                [,num-queues=N] [--export ...]\n"
+"                [,num-queues=N][,ivshmem=S] [--export ...] [--stats-socket=PATH]\n"
 "       ddtk-blk --print-capabilities\n"
 "\n"
 "A vhost-user virtio-blk back-end (ddtk). Each export serves a volume, the byte range\n"
@@ -759,7 +783,10 @@ static void usage(FILE *f)
 "  --read-only           refuse writes (the guest sees a read-only disk)\n"
 "  --serial=ID           the disk's serial number (up to 20 characters)\n"
 "  --num-queues=N        queues offered (default %u, at most %u)\n"
-"  --export SPEC         one more volume and socket; repeat for several clients\n"
+"  --export SPEC         one more volume and socket; repeat for several clients; with\n"
+"                        ivshmem=S it is served in the driver domain (below)\n"
+"  --stats-socket=PATH   answer each connection on PATH with the counters as JSON (per\n"
+"                        export: requests completed and in flight, bytes, errors, broken)\n"
 "  --poll-us=N           after work, busy-poll the rings for N microseconds before sleeping\n"
 "                        (default %u, 0 = never): fewer kicks and wakeups under load, some CPU\n"
 "  --socket-group=GROUP  make the sockets rw for GROUP (mode 0660); libvirt's QEMU runs as\n"
@@ -776,8 +803,17 @@ static void usage(FILE *f)
 "           <source type='unix' path='PATH'><reconnect enabled='yes' timeout='1'/></source>\n"
 "           <target dev='vda' bus='virtio'/>\n"
 "         </disk>   plus <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\n"
-"If ddtk-blk is restarted, QEMU reconnects and re-sends the requests that were in flight.\n",
-		(unsigned)BLK_DEFAULT_QUEUES, (unsigned)VU_MAX_QUEUES, (unsigned)BLK_DEFAULT_POLL_US);
+"If ddtk-blk is restarted, QEMU reconnects and re-sends the requests that were in flight.\n"
+"\n"
+"Driver-domain mode (ivshmem=S, S = 1..%d): ddtk-blk runs in the driver domain VM. The socket\n"
+"carries vhost-user messages without fds (ddtk-agent relays them from ddtk-bridge); the\n"
+"client's RAM is BAR2 of the ivshmem-doorbell device with IVPosition S, a kick of queue i is its\n"
+"MSI-X vector i, a call is a Doorbell write, and the inflight region is session S's area of the\n"
+"state device (IVPosition %d). ddtk-agent binds those devices to vfio-pci and links them as\n"
+"%s/IVPOSITION (DDTK_IVSHMEM_DIR=DIR looks in DIR instead). I/O stays buffered:\n"
+"O_DIRECT cannot reach client memory mapped from a VFIO BAR.\n",
+		(unsigned)BLK_DEFAULT_QUEUES, (unsigned)VU_MAX_QUEUES, (unsigned)BLK_DEFAULT_POLL_US,
+		DDCTL_SESSIONS_MAX, DDCTL_STATE_IVPOSITION, DDCTL_IVSHMEM_DIR);
 }
 
 static struct blk_export *export_new(void)
@@ -833,6 +869,9 @@ static int export_set(struct blk_export *exp, const char *key, const char *value
 	} else if (!strcmp(key, "num-queues")) {
 		if (!value || vu_parse_uint(value, 1, VU_MAX_QUEUES, &exp->num_queues) < 0)
 			return -EINVAL;
+	} else if (!strcmp(key, "ivshmem")) {
+		if (!value || vu_parse_uint(value, 1, DDCTL_SESSIONS_MAX, &exp->ivshmem) < 0)
+			return -EINVAL;
 	} else {
 		return -ENOENT;
 	}
@@ -844,13 +883,73 @@ static int export_set_any(void *obj, const char *key, const char *value)
 	return export_set(obj, key, value);
 }
 
+static const char *export_hint(const char *key)
+{
+	static char session_hint[64];
+
+	if (strcmp(key, "ivshmem") != 0)
+		return "";
+	snprintf(session_hint, sizeof(session_hint), " (a driver-domain session, 1 to %d)", DDCTL_SESSIONS_MAX);
+	return session_hint;
+}
+
 static int export_parse(const char *spec)
 {
 	struct blk_export *exp = export_new();
 
 	if (!exp)
 		return -ENOMEM;
-	return vu_parse_spec("ddtk-blk", "--export", spec, export_set_any, exp, NULL);
+	return vu_parse_spec("ddtk-blk", "--export", spec, export_set_any, exp, export_hint);
+}
+
+/* ---------- counters for the outside ---------- */
+
+static unsigned export_inflight(const struct blk_export *exp)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < exp->num_queues; i++)
+		n += exp->queues[i].inflight;
+	return n;
+}
+
+/* ddtk-agent reads "completed" and "inflight" (the totals, at the top) to tell a back-end that
+ * makes progress from a stuck one: requests in flight and completed not moving. */
+static void stats_write(FILE *f, void *opaque)
+{
+	uint64_t completed = 0, inflight = 0;
+
+	for (unsigned i = 0; i < blk.nexports; i++) {
+		completed += blk.exports[i]->completed;
+		inflight += export_inflight(blk.exports[i]);
+	}
+	fprintf(f, "{\n  \"completed\": %" PRIu64 ",\n  \"inflight\": %" PRIu64 ",\n  \"exports\": [", completed, inflight);
+	for (unsigned i = 0; i < blk.nexports; i++) {
+		const struct blk_export *exp = blk.exports[i];
+		char fd_name[32];
+
+		snprintf(fd_name, sizeof(fd_name), "fd %d", exp->fd);
+		fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
+		vu_json_string(f, exp->socket_path[0] ? exp->socket_path : fd_name);
+		fprintf(f, ", \"file\": ");
+		vu_json_string(f, exp->vol.path);
+		if (exp->ivshmem)
+			fprintf(f, ", \"ivshmem\": %u", exp->ivshmem);
+		else
+			fprintf(f, ", \"ivshmem\": null");
+		fprintf(f,
+			", \"connected\": %s, \"requests\": %" PRIu64 ", \"completed\": %" PRIu64 ", \"inflight\": %u"
+			", \"read_bytes\": %" PRIu64 ", \"write_bytes\": %" PRIu64 ", \"errors\": %" PRIu64
+			", \"broken\": %s, \"broken_reason\": ",
+			exp->srv.conn_fd >= 0 ? "true" : "false", exp->requests, exp->completed, export_inflight(exp),
+			exp->read_bytes, exp->write_bytes, exp->errors, exp->dev.broken ? "true" : "false");
+		if (exp->dev.broken)
+			vu_json_string(f, exp->dev.broken_reason);
+		else
+			fprintf(f, "null");
+		fprintf(f, "}");
+	}
+	fprintf(f, "\n  ]\n}\n");
 }
 
 static void print_capabilities(void)
@@ -894,7 +993,7 @@ static int ring_setup(void)
 int main(int argc, char **argv)
 {
 	enum { OPT_EXPORT = 256, OPT_PRINT_CAPS, OPT_OFFSET, OPT_SIZE, OPT_SERIAL, OPT_QUEUES, OPT_FD,
-	       OPT_VERSION };
+	       OPT_STATS, OPT_VERSION };
 	static const struct option options[] = {
 		{ "socket-path", required_argument, NULL, 's' },
 		{ "fd", required_argument, NULL, OPT_FD },
@@ -905,6 +1004,7 @@ int main(int argc, char **argv)
 		{ "serial", required_argument, NULL, OPT_SERIAL },
 		{ "num-queues", required_argument, NULL, OPT_QUEUES },
 		{ "export", required_argument, NULL, OPT_EXPORT },
+		{ "stats-socket", required_argument, NULL, OPT_STATS },
 		{ "print-capabilities", no_argument, NULL, OPT_PRINT_CAPS },
 		VU_BACKEND_LONG_OPTIONS,
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -912,6 +1012,7 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	struct blk_export *single = NULL;
+	const char *stats = NULL;
 	int c, r;
 
 	vu_backend_options_init(&blk.opts, BLK_DEFAULT_POLL_US);
@@ -935,6 +1036,9 @@ int main(int argc, char **argv)
 		case OPT_EXPORT:
 			if (export_parse(optarg) < 0)
 				return 2;
+			continue;
+		case OPT_STATS:
+			stats = optarg;
 			continue;
 		case OPT_PRINT_CAPS:
 			print_capabilities();
@@ -974,11 +1078,17 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ddtk-blk: each export needs a file and exactly one of a socket path or an fd\n");
 			return 2;
 		}
-		for (unsigned j = 0; j < i; j++)
+		for (unsigned j = 0; j < i; j++) {
 			if (exp->socket_path[0] && !strcmp(exp->socket_path, blk.exports[j]->socket_path)) {
 				fprintf(stderr, "ddtk-blk: socket %s given twice\n", exp->socket_path);
 				return 2;
 			}
+			/* Two devices on one client's memory and doorbell would share its rings. */
+			if (exp->ivshmem && exp->ivshmem == blk.exports[j]->ivshmem) {
+				fprintf(stderr, "ddtk-blk: ivshmem session %u given twice\n", exp->ivshmem);
+				return 2;
+			}
+		}
 	}
 
 	if (vu_loop_init(&blk.loop) < 0 || vu_signals_setup(&blk.loop) < 0) {
@@ -1001,6 +1111,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ddtk-blk: io_uring: %s\n", strerror(-r));
 		return 1;
 	}
+	if (stats && (r = vu_stats_listen(&blk.stats, &blk.loop, stats, stats_write, NULL)) < 0) {
+		fprintf(stderr, "ddtk-blk: --stats-socket %s: %s\n", stats, strerror(-r));
+		return 1;
+	}
 	for (unsigned i = 0; i < blk.nexports; i++)
 		if (export_start(blk.exports[i]) < 0)
 			return 1;
@@ -1013,6 +1127,8 @@ int main(int argc, char **argv)
 		struct blk_export *exp = blk.exports[i];
 
 		vu_server_close(&exp->srv);
+		if (exp->ivshmem)
+			vu_ivshmem_close(&exp->iv);
 		if (exp->socket_path[0])
 			unlink(exp->socket_path);
 		if (blk.opts.verbose)
@@ -1021,6 +1137,7 @@ int main(int argc, char **argv)
 		blk_volume_close(&exp->vol);
 		free(exp);
 	}
+	vu_stats_close(&blk.stats);
 	io_uring_queue_exit(&blk.ring);
 	vu_loop_close(&blk.loop);
 	return 0;

@@ -22,7 +22,9 @@
 #include "net-tx.h"
 #include "net-uplink.h"
 #include "net-vnet.h"
+#include "ddctl-proto.h"
 #include "vu-backend.h"
+#include "vu-ivshmem.h"
 #include "vu-server.h"
 
 #define NET_DEFAULT_PAIRS 1
@@ -69,6 +71,8 @@ struct net_client {
 	int index;                    /* in the switch */
 	char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int fd;
+	unsigned ivshmem;             /* driver-domain mode: the session's ivshmem device; 0 in host mode */
+	struct vu_ivshmem iv;
 	unsigned pairs;               /* offered */
 	unsigned pairs_used;          /* control queue MQ_VQ_PAIRS_SET; all by default */
 	unsigned mtu;
@@ -112,13 +116,11 @@ static struct {
 	struct vu_elem rx_first, rx_cur;
 	struct net_tx_frame txf;      /* the frame tx_one() works on */
 	struct vu_notify_list notify; /* queues to signal at the end of the loop turn */
-	int stats_fd;
-	struct vu_watch stats_watch;
-	char stats_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct vu_stats_server stats;
 	struct vu_backend_options opts;
 	unsigned uplink_errors_logged;
 	unsigned default_mtu;
-} net = { .stats_fd = -1, .up = { .fd = -1 } };
+} net = { .stats = { .fd = -1 }, .up = { .fd = -1 } };
 
 /* ---------- queues ---------- */
 
@@ -889,7 +891,14 @@ static int client_start(struct net_client *c)
 	c->backlog_tail = &c->backlog;
 	for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
 		c->queues[i].client = c;
-	r = vu_dev_init(&c->dev, &info, &vu_socket_transport_ops, NULL, &net_backend_ops, c);
+	if (c->ivshmem) {
+		/* Driver-domain mode: the client's RAM, kicks and calls come through the session's
+		 * ivshmem device; the socket carries the messages only. */
+		vu_ivshmem_init(&c->iv, c->ivshmem);
+		r = vu_dev_init(&c->dev, &info, &vu_ivshmem_transport_ops, &c->iv, &net_backend_ops, c);
+	} else {
+		r = vu_dev_init(&c->dev, &info, &vu_socket_transport_ops, NULL, &net_backend_ops, c);
+	}
 	if (r < 0)
 		return r;
 	snprintf(name, sizeof(name), "ddtk-net[%s]", c->port.name);
@@ -905,14 +914,18 @@ static int client_start(struct net_client *c)
 		fprintf(stderr, "ddtk-net: cannot hand %s to the socket group: %s\n", c->socket_path, strerror(-r));
 		return r;
 	}
-	fprintf(stderr, "%s: serving %s, MAC %s, %u queue pair%s\n", name, c->socket_path[0] ? c->socket_path : "--fd",
+	fprintf(stderr, "%s: serving %s, MAC %s, %u queue pair%s", name, c->socket_path[0] ? c->socket_path : "--fd",
 		net_mac_format(c->port.mac.b, mac), c->pairs, c->pairs > 1 ? "s" : "");
+	if (c->ivshmem)
+		fprintf(stderr, ", client memory through ivshmem session %u (%s/%u)", c->ivshmem, vu_ivshmem_dir(),
+			c->ivshmem);
+	fputc('\n', stderr);
 	return 0;
 }
 
 /* ---------- counters for the outside ---------- */
 
-static void stats_write(FILE *f)
+static void stats_write(FILE *f, void *opaque)
 {
 	const struct net_uplink_counters *u = &net.sw.uplink;
 	char mac[18];
@@ -945,49 +958,6 @@ static void stats_write(FILE *f)
 			k->tx_dropped, k->rx_dropped, c->backlog_frames);
 	}
 	fprintf(f, "\n  ]\n}\n");
-}
-
-static void on_stats(struct vu_watch *w, uint32_t events)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f;
-	int fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-
-	if (fd < 0)
-		return;
-	f = open_memstream(&buf, &len);
-	if (f) {
-		stats_write(f);
-		if (fclose(f) == 0)
-			/* A reader gets it all at once (a few KiB fit the socket buffer) or nothing: we
-			 * never wait on it. */
-			(void)send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	}
-	free(buf);
-	close(fd);
-}
-
-static int stats_listen(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path) >= (int)sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	(void)unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
-		int r = -errno;
-
-		close(fd);
-		return r;
-	}
-	net.stats_fd = fd;
-	snprintf(net.stats_path, sizeof(net.stats_path), "%s", path);
-	return vu_loop_add(&net.loop, &net.stats_watch, fd, EPOLLIN, on_stats);
 }
 
 /* ---------- polling ---------- */
@@ -1078,7 +1048,8 @@ static const struct vu_run_ops net_run_ops = {
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: ddtk-net [--uplink=IFNAME] --client name=NAME,socket=PATH,mac=MAC[,queues=N] [--client ...]\n"
+"usage: ddtk-net [--uplink=IFNAME] --client name=NAME,socket=PATH,mac=MAC[,queues=N][,ivshmem=S]\n"
+"                [--client ...]\n"
 "       ddtk-net [--uplink=IFNAME] --socket-path=PATH --mac=MAC [--queues=N]\n"
 "       ddtk-net [--uplink=IFNAME] --fd=FDNUM --mac=MAC [--queues=N]\n"
 "       ddtk-net --print-capabilities\n"
@@ -1093,7 +1064,8 @@ static void usage(FILE *f)
 "  --uplink=IFNAME       the interface to the outside (a veth, tap or NIC); without one the\n"
 "                        clients only reach each other\n"
 "  --client SPEC         one client: name=NAME (for logs and counters), socket=PATH or fd=N,\n"
-"                        mac=MAC, queues=N (queue pairs, default %u, at most %u)\n"
+"                        mac=MAC, queues=N (queue pairs, default %u, at most %u), and\n"
+"                        ivshmem=S in the driver domain (below)\n"
 "  --socket-path=PATH    a single client listening on PATH (a stale socket file is replaced)\n"
 "  --fd=FDNUM            a single client on this inherited socket (listening or connected)\n"
 "  --mac=MAC --queues=N  the single client's MAC and queue pairs\n"
@@ -1116,9 +1088,16 @@ static void usage(FILE *f)
 "           <source type='unix' path='PATH' mode='client'><reconnect enabled='yes' timeout='1'/></source>\n"
 "           <model type='virtio'/>\n"
 "         </interface>   plus <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\n"
-"The MAC in the guest's configuration must be the one given here.\n",
+"The MAC in the guest's configuration must be the one given here.\n"
+"\n"
+"Driver-domain mode (ivshmem=S, S = 1..%d): ddtk-net runs in the driver domain VM. The socket\n"
+"carries vhost-user messages without fds (ddtk-agent relays them from ddtk-bridge); the\n"
+"client's RAM is BAR2 of the ivshmem-doorbell device with IVPosition S, a kick of queue i is its\n"
+"MSI-X vector i, a call is a Doorbell write. ddtk-agent binds that device to vfio-pci and links\n"
+"it as %s/S (DDTK_IVSHMEM_DIR=DIR looks in DIR instead); ddtk-net opens it when\n"
+"the session first needs it and closes it when the session resets.\n",
 		(unsigned)NET_DEFAULT_PAIRS, (unsigned)NET_MAX_PAIRS, (unsigned)NET_DEFAULT_MTU,
-		(unsigned)NET_DEFAULT_POLL_US);
+		(unsigned)NET_DEFAULT_POLL_US, DDCTL_SESSIONS_MAX, DDCTL_IVSHMEM_DIR);
 }
 
 static struct net_client *client_new(void)
@@ -1161,6 +1140,9 @@ static int client_set(struct net_client *c, const char *key, const char *value)
 	} else if (!strcmp(key, "queues")) {
 		if (vu_parse_uint(value, 1, NET_MAX_PAIRS, &c->pairs) < 0)
 			return -EINVAL;
+	} else if (!strcmp(key, "ivshmem")) {
+		if (vu_parse_uint(value, 1, DDCTL_SESSIONS_MAX, &c->ivshmem) < 0)
+			return -EINVAL;
 	} else {
 		return -ENOENT;
 	}
@@ -1174,6 +1156,12 @@ static int client_set_any(void *obj, const char *key, const char *value)
 
 static const char *client_hint(const char *key)
 {
+	if (strcmp(key, "ivshmem") == 0) {
+		static char session_hint[64];
+
+		snprintf(session_hint, sizeof(session_hint), " (a driver-domain session, 1 to %d)", DDCTL_SESSIONS_MAX);
+		return session_hint;
+	}
 	return strcmp(key, "mac") == 0 ? " (a unicast MAC, xx:xx:xx:xx:xx:xx)" : "";
 }
 
@@ -1227,6 +1215,11 @@ static int check_clients(void)
 		for (unsigned j = 0; j < i; j++) {
 			if (c->socket_path[0] && !strcmp(c->socket_path, net.clients[j]->socket_path)) {
 				fprintf(stderr, "ddtk-net: socket %s given twice\n", c->socket_path);
+				return -EINVAL;
+			}
+			/* Two devices on one client's memory and doorbell would share its rings. */
+			if (c->ivshmem && c->ivshmem == net.clients[j]->ivshmem) {
+				fprintf(stderr, "ddtk-net: ivshmem session %u given twice\n", c->ivshmem);
 				return -EINVAL;
 			}
 		}
@@ -1361,7 +1354,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ddtk-net: out of memory\n");
 		return 1;
 	}
-	if (stats && (r = stats_listen(stats)) < 0) {
+	if (stats && (r = vu_stats_listen(&net.stats, &net.loop, stats, stats_write, NULL)) < 0) {
 		fprintf(stderr, "ddtk-net: --stats-socket %s: %s\n", stats, strerror(-r));
 		return 1;
 	}
@@ -1383,6 +1376,8 @@ int main(int argc, char **argv)
 		const struct net_counters *k = &cl->port.c;
 
 		vu_server_close(&cl->srv);
+		if (cl->ivshmem)
+			vu_ivshmem_close(&cl->iv);
 		if (cl->socket_path[0])
 			unlink(cl->socket_path);
 		if (net.opts.verbose)
@@ -1394,10 +1389,7 @@ int main(int argc, char **argv)
 		backlog_free(cl);
 		free(cl);
 	}
-	if (net.stats_fd >= 0) {
-		close(net.stats_fd);
-		unlink(net.stats_path);
-	}
+	vu_stats_close(&net.stats);
 	net_uplink_close(&net.up);
 	for (unsigned i = 0; i < NET_UPLINK_BATCH; i++)
 		free(net.up_bufs[i]);

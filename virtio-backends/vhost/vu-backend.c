@@ -7,11 +7,13 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "vu-backend.h"
+#include "vu-socket.h"
 
 /* Back to epoll at least this often while polling: sockets and signals are not starved. */
 #define VU_POLL_ROUND_NS 1000000
@@ -203,4 +205,71 @@ int vu_parse_spec(const char *prog, const char *option, const char *spec,
 	}
 	free(copy);
 	return r < 0 ? -EINVAL : 0;
+}
+
+static void on_stats(struct vu_watch *w, uint32_t events)
+{
+	struct vu_stats_server *s = vu_container_of(w, struct vu_stats_server, watch);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	int fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	f = open_memstream(&buf, &len);
+	if (f) {
+		s->write(f, s->opaque);
+		if (fclose(f) == 0)
+			/* A reader gets it all at once (a few KiB fit the socket buffer) or nothing: we
+			 * never wait on it. */
+			(void)send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
+	free(buf);
+	close(fd);
+}
+
+int vu_stats_listen(struct vu_stats_server *s, struct vu_loop *loop, const char *path,
+		    void (*write)(FILE *f, void *opaque), void *opaque)
+{
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	if (snprintf(s->path, sizeof(s->path), "%s", path) >= (int)sizeof(s->path))
+		return -ENAMETOOLONG;
+	r = vu_socket_listen(path, &s->fd);
+	if (r < 0)
+		return r;
+	s->loop = loop;
+	s->write = write;
+	s->opaque = opaque;
+	r = vu_loop_add(loop, &s->watch, s->fd, EPOLLIN, on_stats);
+	if (r < 0)
+		vu_stats_close(s);
+	return r;
+}
+
+void vu_stats_close(struct vu_stats_server *s)
+{
+	if (s->fd < 0)
+		return;
+	vu_loop_del(s->loop, &s->watch);
+	close(s->fd);
+	unlink(s->path);
+	s->fd = -1;
+}
+
+void vu_json_string(FILE *f, const char *str)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
 }

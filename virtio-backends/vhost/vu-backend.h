@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "vu-loop.h"
@@ -76,3 +77,23 @@ int vu_parse_group(const char *name, gid_t *ret);
 /* Gives a socket file to gid with mode 0660: libvirt runs QEMU as its own user (libvirt-qemu:kvm
  * on Debian), and a group lets it connect without opening the socket to everyone. */
 int vu_socket_set_group(const char *path, gid_t gid);
+
+/* --stats-socket: a listening Unix socket that answers each connection with one JSON document
+ * (what write() puts in f) and closes it. Readers (ddtk-agent, tests, people) never hold up the
+ * loop: the document goes out in one non-blocking send or not at all. */
+struct vu_stats_server {
+	struct vu_loop *loop;
+	int fd;
+	struct vu_watch watch;
+	char path[108];
+	void (*write)(FILE *f, void *opaque);
+	void *opaque;
+};
+
+/* Listens at path (a stale socket file there is replaced, any other file is an error). */
+int vu_stats_listen(struct vu_stats_server *s, struct vu_loop *loop, const char *path,
+		    void (*write)(FILE *f, void *opaque), void *opaque);
+/* Stops listening and removes the socket file; safe when fd is -1 (never listened, or failed to). */
+void vu_stats_close(struct vu_stats_server *s);
+/* Writes str as a JSON string: quoted, with quotes, backslashes and control characters escaped. */
+void vu_json_string(FILE *f, const char *str);

@@ -61,6 +61,15 @@ void vu_dev_set_broken(struct vu_dev *dev, const char *fmt, ...)
 	dev->broken = true;
 }
 
+/* A transport operation failed with r: keep what the transport says about it for the log. */
+static int transport_failed(struct vu_dev *dev, int r)
+{
+	const char *detail = dev->transport_ops->last_error ? dev->transport_ops->last_error(dev->transport) : NULL;
+
+	snprintf(dev->error_detail, sizeof(dev->error_detail), "%s", detail ? detail : "");
+	return r;
+}
+
 static void queue_stop(struct vu_dev *dev, struct vu_vq *vq)
 {
 	if (!vq->started)
@@ -138,6 +147,8 @@ void vu_dev_reset(struct vu_dev *dev)
 	mem_unmap(dev, &dev->mem);
 	dev->mem_set = false;
 	inflight_unmap(dev);
+	if (dev->transport_ops->reset)
+		dev->transport_ops->reset(dev->transport);
 	dev->features = 0;
 	dev->protocol_features = 0;
 	dev->features_set = false;
@@ -227,6 +238,7 @@ static int handle_set_mem_table(struct vu_dev *dev, struct vu_msg *msg)
 	for (unsigned i = 0; i < mem.nregions; i++) {
 		r = dev->transport_ops->map_region(dev->transport, &mem.regions[i], msg->nfds ? msg->fds[i] : -1);
 		if (r < 0) {
+			transport_failed(dev, r);
 			mem_unmap(dev, &mem);
 			return r;
 		}
@@ -346,8 +358,15 @@ static int handle_set_vring_kick(struct vu_dev *dev, struct vu_msg *msg)
 	r = take_vring_fd(dev, msg, &vq, &fd);
 	if (r < 0)
 		return r;
-	if (fd < 0)
-		return -EOPNOTSUPP; /* polling mode is not supported */
+	if (fd < 0) {
+		/* Without a fd the front-end means polling mode, which we do not support, unless the
+		 * transport delivers kicks itself (the driver domain's MSI-X eventfds). */
+		if (!dev->transport_ops->kick_fd)
+			return -EOPNOTSUPP;
+		fd = dev->transport_ops->kick_fd(dev->transport, vq->index);
+		if (fd < 0)
+			return transport_failed(dev, fd);
+	}
 	/* A new kick fd restarts the ring. */
 	queue_stop(dev, vq);
 	close_fd(&vq->kick_fd);
@@ -367,9 +386,11 @@ static int handle_set_vring_call(struct vu_dev *dev, struct vu_msg *msg)
 		return r;
 	close_fd(&vq->call_fd);
 	vq->call_fd = fd;
-	/* The front-end may have missed a notification while it swapped fds. */
-	if (vq->started && fd >= 0)
-		dev->transport_ops->notify(dev->transport, vq);
+	/* The front-end may have missed a notification while it swapped fds. Also without a fd: a
+	 * transport that signals by other means (a doorbell) takes NOFD, and one that needs the fd
+	 * does nothing then. */
+	if (vq->started)
+		(void)dev->transport_ops->notify(dev->transport, vq);
 	return 0;
 }
 
@@ -478,7 +499,7 @@ static int handle_get_inflight_fd(struct vu_dev *dev, struct vu_msg *msg, struct
 	r = dev->transport_ops->map_inflight(dev->transport, fd, size, 0, &addr);
 	if (r < 0) {
 		close(fd);
-		return r;
+		return transport_failed(dev, r);
 	}
 	memset(addr, 0, size);
 	inflight_unmap(dev);
@@ -511,7 +532,7 @@ static int handle_set_inflight_fd(struct vu_dev *dev, struct vu_msg *msg)
 	r = dev->transport_ops->map_inflight(dev->transport, msg->nfds ? msg->fds[0] : -1, m.mmap_size,
 					     m.mmap_offset, &addr);
 	if (r < 0)
-		return r;
+		return transport_failed(dev, r);
 	inflight_unmap(dev);
 	dev->inflight = addr;
 	dev->inflight_size = m.mmap_size;
@@ -607,6 +628,7 @@ int vu_dev_handle_msg(struct vu_dev *dev, struct vu_msg *msg, struct vu_msg *rep
 	int r;
 
 	vu_msg_init(reply);
+	dev->error_detail[0] = '\0';
 	r = vu_msg_check(msg, dev->transport_ops->memory_fds);
 	if (r < 0) {
 		vu_msg_close_fds(msg);

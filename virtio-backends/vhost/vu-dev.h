@@ -26,8 +26,21 @@ struct vu_transport_ops {
 	 * cannot back. */
 	int (*map_inflight)(void *transport, int fd, uint64_t size, uint64_t offset, void **ret_addr);
 	void (*unmap_inflight)(void *transport, void *addr, uint64_t size);
-	/* Tells the driver that vq has new used entries. */
+	/* Tells the driver that vq has new used entries. Called for every queue that runs, also
+	 * when it has no call fd: a transport whose notifications are not fds (the driver domain's
+	 * doorbell) gets SET_VRING_CALL with VU_VRING_NOFD, and a transport that needs the fd does
+	 * nothing without one. */
 	int (*notify)(void *transport, struct vu_vq *vq);
+	/* Optional: for SET_VRING_KICK with VU_VRING_NOFD, a new fd (the caller's, close-on-exec and
+	 * non-blocking) that is readable when queue index is kicked. A transport without it has only
+	 * the front-end's kick fds, and NOFD (polling mode) is refused. */
+	int (*kick_fd)(void *transport, unsigned index);
+	/* Optional: vu_dev_reset() calls it once everything is unmapped and every fd closed: release
+	 * what the transport holds for this device (the driver domain's hot-plugged device). */
+	void (*reset)(void *transport);
+	/* Optional: a line on why the transport's last operation failed (beyond its -errno), for the
+	 * log of whoever handled the refused request; NULL or "" when it has none. */
+	const char *(*last_error)(void *transport);
 };
 
 struct vu_backend_ops {
@@ -73,6 +86,7 @@ struct vu_dev {
 	bool broken;                  /* the guest or front-end broke the device: no more processing */
 	int refused;                  /* -errno of the last request refused with a REPLY_ACK failure */
 	char broken_reason[128];
+	char error_detail[320];       /* the transport's words on why the last request failed, or "" */
 };
 
 /* Prepares dev; info is checked (-EINVAL on a back-end bug). */

@@ -98,8 +98,9 @@ static void on_conn(struct vu_watch *w, uint32_t events)
 		r = vu_dev_handle_msg(srv->dev, &srv->rx.msg, &reply);
 		vu_socket_rx_init(&srv->rx);
 		if (r < 0) {
-			fprintf(stderr, "%s: %s (%u) rejected: %s; closing the connection\n", srv->name,
-				vu_request_name(request), request, strerror(-r));
+			fprintf(stderr, "%s: %s (%u) rejected: %s%s%s%s; closing the connection\n", srv->name,
+				vu_request_name(request), request, strerror(-r), srv->dev->error_detail[0] ? " (" : "",
+				srv->dev->error_detail, srv->dev->error_detail[0] ? ")" : "");
 			vu_server_disconnect(srv);
 			return;
 		}
@@ -113,8 +114,10 @@ static void on_conn(struct vu_watch *w, uint32_t events)
 		}
 		/* A front-end could repeat a refused request forever: the log gets a bounded share. */
 		if (srv->dev->refused && srv->refusals_logged++ < VU_SERVER_MAX_REFUSALS_LOGGED)
-			fprintf(stderr, "%s: %s (%u) refused (the front-end was told): %s%s\n", srv->name,
+			fprintf(stderr, "%s: %s (%u) refused (the front-end was told): %s%s%s%s%s\n", srv->name,
 				vu_request_name(request), request, strerror(-srv->dev->refused),
+				srv->dev->error_detail[0] ? " (" : "", srv->dev->error_detail,
+				srv->dev->error_detail[0] ? ")" : "",
 				srv->refusals_logged == VU_SERVER_MAX_REFUSALS_LOGGED ? "; further refusals not logged" : "");
 		/* Once, when this message broke it: every later message of the front-end would repeat it. */
 		if (srv->dev->broken && !was_broken)
@@ -125,6 +128,7 @@ static void on_conn(struct vu_watch *w, uint32_t events)
 int vu_server_init(struct vu_server *srv, struct vu_loop *loop, struct vu_dev *dev, const char *name,
 		   const char *path, int fd)
 {
+	const char *trace = getenv("DDTK_VU_TRACE");
 	int r, listening = 0;
 	socklen_t len = sizeof(listening);
 
@@ -132,7 +136,7 @@ int vu_server_init(struct vu_server *srv, struct vu_loop *loop, struct vu_dev *d
 	srv->loop = loop;
 	srv->dev = dev;
 	snprintf(srv->name, sizeof(srv->name), "%s", name);
-	srv->trace = getenv("DDTK_VU_TRACE") && strcmp(getenv("DDTK_VU_TRACE"), "0") != 0;
+	srv->trace = trace && strcmp(trace, "0") != 0;
 	srv->listen_fd = srv->conn_fd = -1;
 	vu_socket_rx_init(&srv->rx);
 	if (path) {

@@ -1,0 +1,522 @@
+/* Unit tests of the driver domain's ivshmem transport with fake devices (VFIO needs the DD): the
+ * links ddtk-agent makes, a device opened on first need and released on reset, memory regions
+ * and inflight regions held to their BAR and session area, kicks as copies of the vector fds,
+ * calls as Doorbell writes, and the state device shared by sessions and closed with the last. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "ddctl-proto.h"
+#include "vfio-pci.h"
+#include "vu-ivshmem.h"
+
+#define FAKE_SHM_SIZE (UINT64_C(1) << 20)
+#define FAKE_VECTORS 3
+#define FAKE_STATE_AREAS 6   /* the fake state device holds sessions 0..5 */
+
+/* ---- fake devices ---- */
+
+static struct {
+	unsigned opens[DDCTL_SESSIONS_MAX + 1], closes[DDCTL_SESSIONS_MAX + 1];
+	int open_error;                  /* open fails with this when non-zero */
+	bool misreport;                  /* every device reports IVPosition report instead of its own */
+	uint32_t report;
+	bool wanted_vectors[DDCTL_SESSIONS_MAX + 1];
+} fake;
+
+struct fake_device {
+	uint32_t regs[64];
+	unsigned ivposition;             /* the one asked for */
+	int fds[FAKE_VECTORS];
+};
+
+static int fake_open(unsigned ivposition, bool want_vectors, struct vu_ivshmem_device *d, char *err, size_t errlen)
+{
+	struct fake_device *f;
+	uint64_t size = ivposition == DDCTL_STATE_IVPOSITION ? FAKE_STATE_AREAS * DDCTL_STATE_AREA : FAKE_SHM_SIZE;
+
+	assert_true(ivposition <= DDCTL_SESSIONS_MAX);
+	if (fake.open_error) {
+		snprintf(err, errlen, "fake: cannot open %u", ivposition);
+		return fake.open_error;
+	}
+	memset(d, 0, sizeof(*d));
+	f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	d->regs = f->regs;
+	f->ivposition = ivposition;
+	d->ivposition = fake.misreport ? fake.report : ivposition;
+	d->shm = calloc(1, size);
+	assert_non_null(d->shm);
+	d->shm_size = size;
+	if (want_vectors) {
+		for (unsigned i = 0; i < FAKE_VECTORS; i++)
+			f->fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		d->vector_fds = f->fds;
+		d->nvectors = FAKE_VECTORS;
+	}
+	fake.wanted_vectors[ivposition] = want_vectors;
+	fake.opens[ivposition]++;
+	return 0;
+}
+
+static void fake_close(struct vu_ivshmem_device *d)
+{
+	struct fake_device *f = (struct fake_device *)(uintptr_t)d->regs;
+
+	for (unsigned i = 0; i < d->nvectors; i++)
+		close(f->fds[i]);
+	fake.closes[f->ivposition]++;
+	free(d->shm);
+	free(f);
+}
+
+static const struct vu_ivshmem_opener fake_opener = { .open = fake_open, .close = fake_close };
+
+static uint32_t doorbell(const struct vu_ivshmem *iv)
+{
+	return iv->dev.regs[IVSHMEM_REG_DOORBELL / 4];
+}
+
+static bool fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+static unsigned open_fds(void)
+{
+	unsigned n = 0;
+
+	for (int fd = 0; fd < 1024; fd++)
+		if (fd_open(fd))
+			n++;
+	return n;
+}
+
+static unsigned fds_before;
+
+static int setup(void **state)
+{
+	memset(&fake, 0, sizeof(fake));
+	fds_before = open_fds();
+	vu_ivshmem_set_opener(&fake_opener);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	vu_ivshmem_set_opener(NULL);
+	/* Every device opened was closed again, and no fd stayed behind. */
+	for (unsigned i = 0; i <= DDCTL_SESSIONS_MAX; i++)
+		assert_int_equal(fake.opens[i], fake.closes[i]);
+	assert_int_equal(open_fds(), fds_before);
+	return 0;
+}
+
+/* ---- PCI addresses and links ---- */
+
+static void test_bdf(void **state)
+{
+	unsigned n;
+
+	assert_true(vfio_pci_bdf_valid("0000:00:1f.7"));
+	assert_true(vfio_pci_bdf_valid("10000:e1:00.0"));
+	assert_false(vfio_pci_bdf_valid("0000:00:1f.8"));
+	assert_false(vfio_pci_bdf_valid("0000:00:1F.0"));      /* sysfs writes lower case */
+	assert_false(vfio_pci_bdf_valid("000:00:01.0"));
+	assert_false(vfio_pci_bdf_valid("0000:00:01.0/../x"));
+	assert_false(vfio_pci_bdf_valid("../../../etc"));
+	assert_false(vfio_pci_bdf_valid(""));
+	assert_false(vfio_pci_bdf_valid("0000:00:01."));
+	assert_int_equal(vfio_pci_group_number("../../../kernel/iommu_groups/12", &n), 0);
+	assert_int_equal(n, 12);
+	assert_int_equal(vfio_pci_group_number("7", &n), 0);
+	assert_int_equal(n, 7);
+	assert_int_equal(vfio_pci_group_number("../iommu_groups/x7", &n), -EINVAL);
+	assert_int_equal(vfio_pci_group_number("../iommu_groups/7x", &n), -EINVAL);
+	assert_int_equal(vfio_pci_group_number("../iommu_groups/", &n), -EINVAL);
+	assert_int_equal(vfio_pci_group_number("../iommu_groups/99999999999", &n), -EINVAL);
+}
+
+static void test_resolve(void **state)
+{
+	char dir[] = "/tmp/test-vu-ivshmem-XXXXXX", path[PATH_MAX], bdf[16];
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/3", dir);
+	assert_int_equal(symlink("/sys/bus/pci/devices/0000:02:03.0", path), 0);
+	snprintf(path, sizeof(path), "%s/4", dir);
+	assert_int_equal(symlink("/sys/bus/pci/devices/..", path), 0);
+	snprintf(path, sizeof(path), "%s/5", dir);
+	assert_int_equal(symlink("0000:02:05.0", path), 0);
+
+	assert_int_equal(vu_ivshmem_resolve(dir, 3, bdf, sizeof(bdf)), 0);
+	assert_string_equal(bdf, "0000:02:03.0");
+	assert_int_equal(vu_ivshmem_resolve(dir, 5, bdf, sizeof(bdf)), 0);
+	assert_string_equal(bdf, "0000:02:05.0");
+	assert_int_equal(vu_ivshmem_resolve(dir, 4, bdf, sizeof(bdf)), -EINVAL);
+	assert_int_equal(vu_ivshmem_resolve(dir, 6, bdf, sizeof(bdf)), -ENOENT);
+	assert_int_equal(vu_ivshmem_resolve(dir, 3, bdf, 8), -ENAMETOOLONG);
+
+	/* The layout's root can be moved for tests; by default it is the DD's. */
+	unsetenv("DDTK_IVSHMEM_DIR");
+	assert_string_equal(vu_ivshmem_dir(), DDCTL_IVSHMEM_DIR);
+	setenv("DDTK_IVSHMEM_DIR", dir, 1);
+	assert_string_equal(vu_ivshmem_dir(), dir);
+	unsetenv("DDTK_IVSHMEM_DIR");
+
+	for (unsigned i = 3; i <= 5; i++) {
+		snprintf(path, sizeof(path), "%s/%u", dir, i);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+/* The VFIO opener, on a machine without the device: a clear error, nothing left open. */
+static void test_vfio_opener_without_device(void **state)
+{
+	char dir[] = "/tmp/test-vu-ivshmem-XXXXXX";
+	struct vu_ivshmem iv;
+	struct vu_mem_region r = { .size = 4096 };
+
+	vu_ivshmem_set_opener(NULL);
+	assert_non_null(mkdtemp(dir));
+	setenv("DDTK_IVSHMEM_DIR", dir, 1);
+	vu_ivshmem_init(&iv, 7);
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), -ENOENT);
+	assert_non_null(strstr(iv.error, "session 7"));
+	assert_non_null(strstr(iv.error, "/7"));
+	assert_false(iv.open);
+	vu_ivshmem_close(&iv);
+	unsetenv("DDTK_IVSHMEM_DIR");
+	rmdir(dir);
+	vu_ivshmem_set_opener(&fake_opener);
+}
+
+/* ---- a session ---- */
+
+static void test_lazy_open_and_reset(void **state)
+{
+	struct vu_ivshmem iv;
+	struct vu_mem_region r = { .size = 8192, .mmap_offset = 4096 };
+
+	vu_ivshmem_init(&iv, 3);
+	assert_false(iv.open);
+	assert_int_equal(fake.opens[3], 0);
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), 0);
+	assert_true(iv.open);
+	assert_int_equal(fake.opens[3], 1);
+	assert_true(fake.wanted_vectors[3]);
+	assert_ptr_equal(r.host, iv.dev.shm + 4096);
+	/* A second region (RAM above 4 GiB, same fd) uses the same device. */
+	r = (struct vu_mem_region){ .size = 4096, .mmap_offset = FAKE_SHM_SIZE - 4096 };
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), 0);
+	assert_int_equal(fake.opens[3], 1);
+	vu_ivshmem_transport_ops.unmap_region(&iv, &r);
+	assert_null(r.host);
+	/* Reset lets the DD unplug it; the next need opens it again (it may be a new device). */
+	vu_ivshmem_transport_ops.reset(&iv);
+	assert_false(iv.open);
+	assert_int_equal(fake.closes[3], 1);
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), 0);
+	assert_int_equal(fake.opens[3], 2);
+	vu_ivshmem_close(&iv);
+	assert_int_equal(fake.closes[3], 2);
+	vu_ivshmem_close(&iv); /* twice is harmless */
+}
+
+static void test_region_bounds(void **state)
+{
+	struct vu_ivshmem iv;
+	struct vu_mem_region r;
+	const uint64_t sz = FAKE_SHM_SIZE;
+	const struct { uint64_t offset, size; int ok; } cases[] = {
+		{ 0, sz, 1 },
+		{ sz - 1, 1, 1 },
+		{ sz, 1, 0 },
+		{ sz - 4096, 8192, 0 },
+		{ 0, sz + 1, 0 },
+		{ UINT64_MAX - 4095, 8192, 0 },   /* would wrap if added */
+		{ 4096, UINT64_MAX - 4095, 0 },
+	};
+
+	vu_ivshmem_init(&iv, 3);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		r = (struct vu_mem_region){ .mmap_offset = cases[i].offset, .size = cases[i].size };
+		assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), cases[i].ok ? 0 : -EINVAL);
+		if (cases[i].ok)
+			assert_ptr_equal(r.host, iv.dev.shm + cases[i].offset);
+		else
+			assert_null(r.host);
+	}
+	assert_non_null(strstr(iv.error, "outside BAR2"));
+	/* An fd never comes with this transport's regions. */
+	r = (struct vu_mem_region){ .size = 4096 };
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, 0), -EINVAL);
+	vu_ivshmem_close(&iv);
+}
+
+static void test_open_failures(void **state)
+{
+	struct vu_ivshmem iv;
+	struct vu_mem_region r = { .size = 4096 };
+
+	vu_ivshmem_init(&iv, 4);
+	fake.open_error = -ENOENT;
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), -ENOENT);
+	assert_int_equal(vu_ivshmem_transport_ops.kick_fd(&iv, 0), -ENOENT);
+	assert_string_equal(iv.error, "session 4: fake: cannot open 4");
+	assert_false(iv.open);
+	/* The link points at another session's device, or at one not connected to its server yet
+	 * (IVPosition reads -1): closed again at once. */
+	fake.open_error = 0;
+	fake.misreport = true;
+	fake.report = 5;
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), -ENXIO);
+	assert_non_null(strstr(iv.error, "reports IVPosition 5"));
+	assert_int_equal(fake.closes[4], 1);
+	fake.report = UINT32_MAX;
+	assert_int_equal(vu_ivshmem_transport_ops.kick_fd(&iv, 0), -ENXIO);
+	assert_non_null(strstr(iv.error, "reports IVPosition -1"));
+	assert_int_equal(fake.closes[4], 2);
+	assert_false(iv.open);
+	/* Once it is the right one, it is used. */
+	fake.misreport = false;
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), 0);
+	assert_true(iv.open);
+	vu_ivshmem_close(&iv);
+}
+
+static void test_kick_fd(void **state)
+{
+	struct vu_ivshmem iv;
+	struct pollfd pfd = { .events = POLLIN };
+	int fd;
+
+	vu_ivshmem_init(&iv, 3);
+	fd = vu_ivshmem_transport_ops.kick_fd(&iv, 2);
+	assert_true(fd >= 0);
+	assert_true(iv.open);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	/* The copy is readable when the vector fires (the device's eventfd is signalled). */
+	pfd.fd = fd;
+	assert_int_equal(poll(&pfd, 1, 0), 0);
+	assert_int_equal(eventfd_write(iv.dev.vector_fds[2], 1), 0);
+	assert_int_equal(poll(&pfd, 1, 0), 1);
+	close(fd);
+	/* A queue without a vector. */
+	assert_int_equal(vu_ivshmem_transport_ops.kick_fd(&iv, FAKE_VECTORS), -EINVAL);
+	assert_int_equal(vu_ivshmem_transport_ops.kick_fd(&iv, UINT32_MAX), -EINVAL);
+	assert_non_null(strstr(iv.error, "no MSI-X vector"));
+	vu_ivshmem_close(&iv);
+}
+
+static void test_notify_rings_doorbell(void **state)
+{
+	struct vu_ivshmem iv;
+	struct vu_vq vq;
+
+	/* The spec's encoding: peer in the high half, vector in the low one. */
+	assert_int_equal(ivshmem_doorbell(1, 2), 0x10002);
+	assert_int_equal(ivshmem_doorbell(0xffff, 0xffff), 0xffffffff);
+	vu_ivshmem_init(&iv, 3);
+	vu_vq_init(&vq, 1);
+	/* Nothing to ring before the device is open. */
+	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), -ENODEV);
+	close(vu_ivshmem_transport_ops.kick_fd(&iv, 0));
+	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), 0);
+	assert_int_equal(doorbell(&iv), ivshmem_doorbell(DDCTL_CLIENT_PEER_ID, 1));
+	vu_vq_init(&vq, 2);
+	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), 0);
+	assert_int_equal(doorbell(&iv), ivshmem_doorbell(DDCTL_CLIENT_PEER_ID, 2));
+	/* A queue past the vectors is not rung (the client has no call fd for it). */
+	iv.dev.regs[IVSHMEM_REG_DOORBELL / 4] = 0xdead;
+	vu_vq_init(&vq, FAKE_VECTORS);
+	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), -EINVAL);
+	assert_int_equal(doorbell(&iv), 0xdead);
+	vu_ivshmem_close(&iv);
+}
+
+/* ---- the state device ---- */
+
+static void test_inflight_areas(void **state)
+{
+	struct vu_ivshmem a, b;
+	void *pa, *pb, *pa2;
+	const uint64_t area3 = 3 * DDCTL_STATE_AREA, area5 = 5 * DDCTL_STATE_AREA;
+
+	vu_ivshmem_init(&a, 3);
+	vu_ivshmem_init(&b, 5);
+	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&a, -1, 4096, area3, &pa), 0);
+	assert_int_equal(fake.opens[DDCTL_STATE_IVPOSITION], 1);
+	assert_false(fake.wanted_vectors[DDCTL_STATE_IVPOSITION]);
+	assert_false(a.open); /* the session's own device is not needed for it */
+	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&b, -1, DDCTL_STATE_AREA, area5, &pb), 0);
+	assert_int_equal(fake.opens[DDCTL_STATE_IVPOSITION], 1); /* one state device for both */
+	assert_ptr_equal((uint8_t *)pb - (uint8_t *)pa, area5 - area3);
+
+	/* Outside the session's own area, however it is put. */
+	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&a, -1, 4096, area5, &pa2), -EINVAL);
+	assert_non_null(strstr(a.error, "not in its area"));
+	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&a, -1, 4096, area3 - 4096, &pa2), -EINVAL);
+	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&a, -1, DDCTL_STATE_AREA, area3 + 4096, &pa2), -EINVAL);
+	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&a, -1, UINT64_MAX, area3 + 4096, &pa2), -EINVAL);
+	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&a, -1, 0, area3, &pa2), -EINVAL);
+	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&a, -1, 64, area3 + 4, &pa2), -EINVAL);
+	/* GET_INFLIGHT_FD's memfd: the bridge answers that one, not the DD. */
+	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&a, 0, 4096, 0, &pa2), -EOPNOTSUPP);
+
+	/* A second region of the same session (SET_INFLIGHT_FD again maps before it unmaps). */
+	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&a, -1, 4096, area3 + 8192, &pa2), 0);
+	assert_ptr_equal((uint8_t *)pa2 - (uint8_t *)pa, 8192);
+	vu_ivshmem_transport_ops.unmap_inflight(&a, pa, 4096);
+	vu_ivshmem_transport_ops.unmap_inflight(&b, pb, DDCTL_STATE_AREA);
+	assert_int_equal(fake.closes[DDCTL_STATE_IVPOSITION], 0);
+	/* The last mapping releases it; a session closed with one still mapped gives it back. */
+	vu_ivshmem_close(&a);
+	assert_int_equal(fake.closes[DDCTL_STATE_IVPOSITION], 1);
+	vu_ivshmem_close(&b);
+}
+
+static void test_inflight_past_state_device(void **state)
+{
+	struct vu_ivshmem iv;
+	void *p;
+
+	/* Session 7's area lies past the fake state device (6 areas): refused, and the state device
+	 * is not kept open for nothing. */
+	vu_ivshmem_init(&iv, 7);
+	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&iv, -1, 4096, 7 * DDCTL_STATE_AREA, &p), -EINVAL);
+	assert_non_null(strstr(iv.error, "past the state device"));
+	assert_int_equal(fake.opens[DDCTL_STATE_IVPOSITION], 1);
+	assert_int_equal(fake.closes[DDCTL_STATE_IVPOSITION], 1);
+	fake.open_error = -ENOENT;
+	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&iv, -1, 4096, 7 * DDCTL_STATE_AREA, &p), -ENOENT);
+	assert_non_null(strstr(iv.error, "state device"));
+	vu_ivshmem_close(&iv);
+}
+
+/* ---- with the vhost-user core ---- */
+
+static int be_config(void *be, uint32_t off, uint8_t *buf, uint32_t len)
+{
+	memset(buf, 0, len);
+	return 0;
+}
+
+static unsigned starts, stops;
+
+static int be_start(void *be, struct vu_vq *vq)
+{
+	starts++;
+	return 0;
+}
+
+static void be_stop(void *be, struct vu_vq *vq)
+{
+	stops++;
+}
+
+static const struct vu_backend_ops be_ops = { .get_config = be_config, .queue_start = be_start, .queue_stop = be_stop };
+
+static struct vu_msg msg, reply;
+
+static int send_msg(struct vu_dev *dev, uint32_t request, const void *payload, uint32_t size)
+{
+	vu_msg_init(&msg);
+	msg.hdr.request = request;
+	msg.hdr.flags = VU_FLAG_VERSION;
+	msg.hdr.size = size;
+	if (size)
+		memcpy(msg.payload.bytes, payload, size);
+	return vu_dev_handle_msg(dev, &msg, &reply);
+}
+
+static void test_session_through_core(void **state)
+{
+	const uint64_t uva = 0x7f0000000000ull;
+	struct vu_dev_info info = {
+		.protocol_features = VU_BIT(VU_PROTOCOL_F_INFLIGHT_SHMFD) | VU_BIT(VU_PROTOCOL_F_REPLY_ACK),
+		.num_queues = FAKE_VECTORS + 1,   /* one more queue than the device has vectors */
+		.max_queue_size = 256,
+	};
+	struct vu_mem_table_msg mt = { .nregions = 1, .regions = { { 0, FAKE_SHM_SIZE, uva, 0 } } };
+	struct vu_vring_state st = { 0, 64 };
+	struct vu_vring_addr addr = { .index = 0, .desc_user_addr = uva, .avail_user_addr = uva + 4096,
+				      .used_user_addr = uva + 8192 };
+	struct vu_inflight_msg inf = { .mmap_size = 2 * vu_inflight_queue_size(64), .mmap_offset = 3 * DDCTL_STATE_AREA,
+				       .num_queues = 2, .queue_size = 64 };
+	uint64_t u64 = VU_BIT(VU_PROTOCOL_F_INFLIGHT_SHMFD);
+	struct vu_ivshmem iv;
+	struct vu_dev dev;
+
+	starts = stops = 0;
+	vu_ivshmem_init(&iv, 3);
+	assert_int_equal(vu_dev_init(&dev, &info, &vu_ivshmem_transport_ops, &iv, &be_ops, NULL), 0);
+	assert_int_equal(send_msg(&dev, VU_REQ_SET_PROTOCOL_FEATURES, &u64, 8), 0);
+	u64 = VU_BIT(VU_F_VERSION_1);
+	assert_int_equal(send_msg(&dev, VU_REQ_SET_FEATURES, &u64, 8), 0);
+	assert_int_equal(send_msg(&dev, VU_REQ_SET_MEM_TABLE, &mt, 8 + 32), 0);
+	assert_ptr_equal(dev.mem.regions[0].host, iv.dev.shm);
+	assert_int_equal(send_msg(&dev, VU_REQ_SET_INFLIGHT_FD, &inf, sizeof(inf)), 0);
+	assert_non_null(dev.vq[1].inflight);
+	assert_int_equal(send_msg(&dev, VU_REQ_SET_VRING_NUM, &st, sizeof(st)), 0);
+	assert_int_equal(send_msg(&dev, VU_REQ_SET_VRING_ADDR, &addr, sizeof(addr)), 0);
+	u64 = VU_VRING_NOFD;
+	assert_int_equal(send_msg(&dev, VU_REQ_SET_VRING_CALL, &u64, 8), 0);
+	assert_int_equal(send_msg(&dev, VU_REQ_SET_VRING_KICK, &u64, 8), 0);
+	assert_true(dev.vq[0].started);
+	assert_int_equal(starts, 1);
+	/* The core's notification is the doorbell of queue 0. */
+	iv.dev.regs[IVSHMEM_REG_DOORBELL / 4] = 0xdead;
+	assert_int_equal(vu_dev_notify(&dev, &dev.vq[0]), 0);
+	assert_int_equal(doorbell(&iv), ivshmem_doorbell(DDCTL_CLIENT_PEER_ID, 0));
+	/* A queue the device has no vector for: refused, with the transport's reason. */
+	u64 = FAKE_VECTORS | VU_VRING_NOFD;
+	assert_int_equal(send_msg(&dev, VU_REQ_SET_VRING_KICK, &u64, 8), -EINVAL);
+	assert_non_null(strstr(dev.error_detail, "no MSI-X vector"));
+	assert_false(dev.vq[FAKE_VECTORS].kick_set);
+	/* GET_INFLIGHT_FD is not ours to answer in the DD. */
+	inf.mmap_size = inf.mmap_offset = 0;
+	assert_int_equal(send_msg(&dev, VU_REQ_GET_INFLIGHT_FD, &inf, sizeof(inf)), -EOPNOTSUPP);
+	assert_int_equal(reply.nfds, 0);
+	/* RESET_OWNER: queues stopped, the session's device and the state device released. */
+	assert_int_equal(send_msg(&dev, VU_REQ_RESET_OWNER, NULL, 0), 0);
+	assert_int_equal(stops, 1);
+	assert_false(iv.open);
+	assert_int_equal(fake.closes[3], 1);
+	assert_int_equal(fake.closes[DDCTL_STATE_IVPOSITION], 1);
+	vu_ivshmem_close(&iv);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bdf),
+		cmocka_unit_test(test_resolve),
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_vfio_opener_without_device),
+		T(test_lazy_open_and_reset),
+		T(test_region_bounds),
+		T(test_open_failures),
+		T(test_kick_fd),
+		T(test_notify_rings_doorbell),
+		T(test_inflight_areas),
+		T(test_inflight_past_state_device),
+		T(test_session_through_core),
+#undef T
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
