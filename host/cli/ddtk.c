@@ -2,6 +2,7 @@
  * libvirt, shows their state, runs commands inside them and prints their generated XML and MACs. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,29 +12,43 @@
 
 #include "agent-client.h"
 #include "config.h"
+#include "ddctl-proto.h"
 #include "ddtk-config.h"
+#include "domxml.h"
 #include "vmm.h"
 
 /* Exit statuses of `ddtk exec` besides the command's own (as timeout(1) and env(1) use them). */
 #define EXIT_EXEC_TIMEOUT 124
 #define EXIT_EXEC_FAILED 125
+#define BRIDGE_STATUS_TIMEOUT_MS 2000
+
+/* What of the command line ddtk-bridge gets too. */
+struct cli {
+	char config_path[PATH_MAX];  /* absolute; "" when the built-in default is used */
+	const char *accel;           /* --accel, or NULL */
+	const char *bridge;          /* --bridge, or NULL */
+};
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ddtk [-c FILE] [-i INSTANCE] [--accel auto|kvm|tcg] COMMAND [ARGS]\n"
+		"usage: ddtk [-c FILE] [-i INSTANCE] [--accel auto|kvm|tcg] [--bridge PATH] COMMAND [ARGS]\n"
 		"\n"
 		"Commands:\n"
-		"  up                      start the driver domain and every client; wait until each answers\n"
-		"  down [--purge]          stop every VM of the instance; --purge also removes its state\n"
-		"                          folder (the DD's disk image and the console logs)\n"
+		"  up                      start ddtk-bridge when a client has a volume or dd-nic, then the\n"
+		"                          driver domain and every client; wait until each answers\n"
+		"  down [--purge]          stop every VM of the instance, then ddtk-bridge; --purge also\n"
+		"                          removes its state folder (the DD's disk image, the logs)\n"
 		"  start VM                start one VM (dd or a client's name) and wait until it answers\n"
 		"  stop VM                 stop one VM\n"
-		"  status                  the instance's VMs and their state\n"
+		"  restart VM              stop VM and start it again (a hung driver domain, say)\n"
+		"  status                  the instance's VMs and their state; ddtk-bridge's, with its status\n"
 		"  exec [-t SEC] VM -- CMD run CMD with sh -c in VM; prints its output, exits with its status\n"
 		"                          (124: timed out, 125: could not run it)\n"
 		"  log [-n LINES] VM       the end of VM's console log\n"
 		"  xml VM                  the libvirt domain XML ddtk generates for VM\n"
+		"  xml --ivshmem S         the device XML ddtk-bridge hot-plugs into the DD for session S\n"
+		"                          (0: the state device; 2i+1: client i's volume, 2i+2: its dd-nic)\n"
 		"  mac CLIENT              the MAC of CLIENT's NIC (its mac =, else the one derived from\n"
 		"                          the instance and client names)\n"
 		"\n"
@@ -42,6 +57,8 @@ static void usage(FILE *f)
 		"                          exists, else the built-in default topology: dd, clients a and b)\n"
 		"  -i, --instance NAME     override [ddtk] instance\n"
 		"      --accel MODE        override [ddtk] accel\n"
+		"      --bridge PATH       the ddtk-bridge to run (default $DDTK_BRIDGE, else the one next\n"
+		"                          to this ddtk)\n"
 		"  -h, --help              this text;  -V, --version  the version\n",
 		DDTK_SYSCONFDIR);
 }
@@ -81,13 +98,93 @@ static int cmd_start(struct vmm *m, const char *vm)
 	return 0;
 }
 
-static int cmd_up(struct vmm *m)
+/* --bridge, else $DDTK_BRIDGE, else ddtk-bridge in the folder of this very ddtk. */
+static int bridge_binary(const struct cli *cli, char buf[static PATH_MAX])
+{
+	const char *path = cli->bridge ? cli->bridge : getenv("DDTK_BRIDGE");
+	snprintf(buf, PATH_MAX, "(the folder of ddtk unknown)");
+	if (path && path[0]) {
+		snprintf(buf, PATH_MAX, "%s", path);
+		return 0;
+	}
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return -errno;
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (!slash)
+		return -EINVAL;
+	*slash = '\0';
+	if (snprintf(buf, PATH_MAX, "%s/ddtk-bridge", self) >= PATH_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Starts ddtk-bridge with this command line's configuration, instance and accelerator; *ret_started
+ * tells whether this call started it (false when one already ran). */
+static int bridge_start(struct vmm *m, const struct cli *cli, bool *ret_started)
+{
+	char binary[PATH_MAX], log_file[DDTK_STATE_PATH_MAX];
+	struct ddtk_err err;
+	pid_t pid;
+	*ret_started = false;
+	if (bridge_binary(cli, binary) < 0 || access(binary, X_OK) < 0) {
+		fprintf(stderr, "ddtk: no ddtk-bridge at %s; a client has a volume or dd-nic, which it serves "
+			"(build it, or give --bridge PATH or DDTK_BRIDGE)\n", binary);
+		return -ENOENT;
+	}
+	char *argv[8];
+	size_t n = 0;
+	argv[n++] = binary;
+	/* Without a file ddtk runs on the built-in default, which the bridge knows too. */
+	if (cli->config_path[0]) {
+		argv[n++] = (char *)"-c";
+		argv[n++] = (char *)cli->config_path;
+	}
+	argv[n++] = (char *)"-i";
+	argv[n++] = (char *)m->cfg->instance;
+	if (cli->accel) {
+		argv[n++] = (char *)"--accel";
+		argv[n++] = (char *)cli->accel;
+	}
+	argv[n] = NULL;
+	ddtk_bridge_log_file(m->cfg, log_file);
+	printf("starting ddtk-bridge (%s, log %s)\n", binary, log_file);
+	int r = vmm_bridge_start(m, argv, &pid, &err);
+	if (r == -EEXIST) {
+		printf("ddtk-bridge already runs (pid %d)\n", (int)pid);
+		return 0;
+	}
+	if (r < 0) {
+		fail(&err);
+		return r;
+	}
+	printf("ddtk-bridge is up (pid %d)\n", (int)pid);
+	*ret_started = true;
+	return 0;
+}
+
+static int bridge_stop(struct vmm *m)
+{
+	struct ddtk_err err;
+	pid_t pid;
+	if (vmm_bridge_pid(m, &pid) == 0)
+		printf("stopping ddtk-bridge (pid %d)\n", (int)pid);
+	return vmm_bridge_stop(m, &err) < 0 ? fail(&err) : 0;
+}
+
+static int cmd_up(struct vmm *m, const struct cli *cli)
 {
 	const struct ddtk_config *cfg = m->cfg;
 	struct ddtk_err err;
 	unsigned n = cfg->n_clients + 1;
 	bool started[DDTK_CLIENTS_MAX + 1] = { false };
+	bool bridge_started = false;
 	double t0 = now_s();
+	/* The bridge first: the clients' QEMUs connect to its sockets as they start. */
+	if (ddtk_config_uses_bridge(cfg) && bridge_start(m, cli, &bridge_started) < 0)
+		return 1;
 	/* Start all, then wait for all: the guests boot side by side. */
 	for (unsigned i = 0; i < n; i++) {
 		printf("starting %s (domain ddtk-%s-%s, %s)\n", vm_name(cfg, i), cfg->instance,
@@ -110,9 +207,11 @@ undo:
 	/* Only what this command started: VMs that ran before keep running. */
 	fprintf(stderr, "ddtk: stopping the VMs this command started; console logs stay in %s\n",
 		m->instance_dir);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = n; i-- > 0;)
 		if (started[i])
 			vmm_stop(m, vm_name(cfg, i), NULL);
+	if (bridge_started)
+		bridge_stop(m);
 	return 1;
 }
 
@@ -126,6 +225,9 @@ static int cmd_down(struct vmm *m, bool purge)
 		if (vmm_stop(m, vm, &err) < 0)
 			ret = fail(&err);
 	}
+	/* After the VMs: the clients' QEMUs would reconnect to a bridge stopped under them. */
+	if (bridge_stop(m) != 0)
+		ret = 1;
 	if (purge && ret == 0 && vmm_purge(m, &err) < 0)
 		ret = fail(&err);
 	return ret;
@@ -141,7 +243,35 @@ static int cmd_status(struct vmm *m)
 		snprintf(domain, sizeof(domain), "ddtk-%s-%s", m->cfg->instance, vm);
 		printf("%-12s %-8s %-32s %s\n", vm, i == 0 ? "dd" : "client", domain, vmm_state(m, vm));
 	}
+	pid_t pid;
+	bool running = vmm_bridge_pid(m, &pid) == 0;
+	if (!running && !ddtk_config_uses_bridge(m->cfg))
+		return 0;
+	char state[64] = "not running";
+	if (running)
+		snprintf(state, sizeof(state), "running (pid %d)", (int)pid);
+	printf("%-12s %-8s %-32s %s\n", "bridge", "host", "ddtk-bridge", state);
+	if (running) {
+		struct ddtk_err err;
+		char *json = NULL;
+		if (vmm_bridge_status(m, BRIDGE_STATUS_TIMEOUT_MS, &json, &err) == 0) {
+			size_t len = strlen(json);
+			printf("ddtk-bridge status:\n%s%s", json, len && json[len - 1] == '\n' ? "" : "\n");
+		} else {
+			printf("ddtk-bridge status: %s\n", err.msg);
+		}
+		free(json);
+	}
 	return 0;
+}
+
+static int cmd_restart(struct vmm *m, const char *vm)
+{
+	struct ddtk_err err;
+	printf("stopping %s\n", vm);
+	if (vmm_stop(m, vm, &err) < 0)
+		return fail(&err);
+	return cmd_start(m, vm);
 }
 
 static int cmd_exec(struct vmm *m, int argc, char **argv)
@@ -246,6 +376,46 @@ static int cmd_xml(struct vmm *m, const char *vm)
 	return 0;
 }
 
+/* The <shmem> device of session S as ddtk-bridge plugs it: its vectors are one per virtqueue of the
+ * session's device (a volume's queues; a dd-nic's queue pairs and its control queue). */
+static int cmd_xml_ivshmem(const struct ddtk_config *cfg, const char *arg)
+{
+	char *end, path[DDTK_SOCKET_PATH_MAX];
+	unsigned long session = strtoul(arg, &end, 10);
+	if (!arg[0] || *end || session > DDCTL_SESSIONS_MAX) {
+		fprintf(stderr, "ddtk: xml --ivshmem: session must be 0 to %d, not '%s'\n", DDCTL_SESSIONS_MAX, arg);
+		return 2;
+	}
+	unsigned vectors = 1;
+	if (session > 0) {
+		unsigned index = (unsigned)(session - 1) / 2;
+		bool net = session % 2 == 0;
+		if (index >= cfg->n_clients) {
+			fprintf(stderr, "ddtk: xml --ivshmem: session %lu is unused: it would be client #%u's, and "
+				"there are %u clients\n", session, index + 1, cfg->n_clients);
+			return 1;
+		}
+		const struct ddtk_client_config *c = &cfg->clients[index];
+		if (!(net ? c->dd_nic : c->volume_mib != 0)) {
+			fprintf(stderr, "ddtk: xml --ivshmem: session %lu is unused: client %s has no %s\n", session,
+				c->name, net ? "dd-nic" : "volume");
+			return 1;
+		}
+		vectors = net ? 2 * c->dd_nic_queues + 1 : c->volume_queues;
+	}
+	struct ddtk_err err;
+	char *xml = NULL;
+	if (ddtk_bridge_ivshmem_socket(cfg, (unsigned)session, path) < 0) {
+		fprintf(stderr, "ddtk: ddtk-bridge's socket path is too long\n");
+		return 1;
+	}
+	if (vm_xml_ivshmem((unsigned)session, path, vectors, &xml, &err) < 0)
+		return fail(&err);
+	puts(xml);
+	free(xml);
+	return 0;
+}
+
 static int cmd_mac(const struct ddtk_config *cfg, const char *name)
 {
 	const struct ddtk_client_config *c = ddtk_config_client(cfg, name);
@@ -260,7 +430,8 @@ static int cmd_mac(const struct ddtk_config *cfg, const char *name)
 	return 0;
 }
 
-static int config_read(const char *path, const char *instance, const char *accel, struct ddtk_config *cfg)
+static int config_read(const char *path, const char *instance, const char *accel, struct ddtk_config *cfg,
+		       struct cli *cli)
 {
 	struct ddtk_err err;
 	char system_path[DDTK_PATH_MAX];
@@ -274,6 +445,10 @@ static int config_read(const char *path, const char *instance, const char *accel
 	}
 	if (path && ddtk_config_load(cfg, path, &err) < 0)
 		return fail(&err);
+	/* The bridge gets the file's absolute path (or the name as given when it has none, a pipe). */
+	cli->config_path[0] = '\0';
+	if (path && !realpath(path, cli->config_path))
+		snprintf(cli->config_path, sizeof(cli->config_path), "%s", path);
 	if (instance) {
 		if (!ddtk_name_valid(instance)) {
 			fprintf(stderr, "ddtk: invalid instance name '%s'\n", instance);
@@ -285,6 +460,10 @@ static int config_read(const char *path, const char *instance, const char *accel
 		fprintf(stderr, "ddtk: --accel must be auto, kvm or tcg\n");
 		return 1;
 	}
+	cli->accel = accel;
+	/* Again with -i's instance: the bridge's socket paths contain it. */
+	if (ddtk_config_check(cfg, &err) < 0)
+		return fail(&err);
 	return 0;
 }
 
@@ -294,11 +473,13 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "instance", required_argument, NULL, 'i' },
 		{ "accel", required_argument, NULL, 'a' },
+		{ "bridge", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
 	const char *config_path = NULL, *instance = NULL, *accel = NULL;
+	static struct cli cli;
 	int c;
 	/* Progress lines and errors interleave in the order they happen. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -307,6 +488,7 @@ int main(int argc, char **argv)
 		case 'c': config_path = optarg; break;
 		case 'i': instance = optarg; break;
 		case 'a': accel = optarg; break;
+		case 'b': cli.bridge = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("ddtk %s\n", DDTK_VERSION); return 0;
 		default: usage(stderr); return 2;
@@ -322,11 +504,13 @@ int main(int argc, char **argv)
 	char **sub_argv = argv + optind;
 
 	struct ddtk_config cfg;
-	if (config_read(config_path, instance, accel, &cfg))
+	if (config_read(config_path, instance, accel, &cfg, &cli))
 		return 1;
 	/* Only the configuration: no accelerator to resolve, no libvirt. */
 	if (strcmp(cmd, "mac") == 0 && sub_argc == 2)
 		return cmd_mac(&cfg, sub_argv[1]);
+	if (strcmp(cmd, "xml") == 0 && sub_argc == 3 && strcmp(sub_argv[1], "--ivshmem") == 0)
+		return cmd_xml_ivshmem(&cfg, sub_argv[2]);
 	bool needs_libvirt = strcmp(cmd, "xml") != 0 && strcmp(cmd, "log") != 0;
 	struct vmm m;
 	struct ddtk_err err;
@@ -335,7 +519,7 @@ int main(int argc, char **argv)
 
 	int ret;
 	if (strcmp(cmd, "up") == 0 && sub_argc == 1)
-		ret = cmd_up(&m);
+		ret = cmd_up(&m, &cli);
 	else if (strcmp(cmd, "down") == 0 && sub_argc <= 2 &&
 		 (sub_argc == 1 || strcmp(sub_argv[1], "--purge") == 0))
 		ret = cmd_down(&m, sub_argc == 2);
@@ -343,6 +527,8 @@ int main(int argc, char **argv)
 		ret = cmd_start(&m, sub_argv[1]);
 	else if (strcmp(cmd, "stop") == 0 && sub_argc == 2)
 		ret = vmm_stop(&m, sub_argv[1], &err) < 0 ? fail(&err) : 0;
+	else if (strcmp(cmd, "restart") == 0 && sub_argc == 2)
+		ret = cmd_restart(&m, sub_argv[1]);
 	else if (strcmp(cmd, "status") == 0 && sub_argc == 1)
 		ret = cmd_status(&m);
 	else if (strcmp(cmd, "exec") == 0)

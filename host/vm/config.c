@@ -1,11 +1,13 @@
 /* Reading ddtk.conf with inih. Every value is checked here, with the file's line in the message. */
 #include "config.h"
+#include "ddctl-proto.h"
 #include "net-frame.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +219,8 @@ static int parse_clients(struct ddtk_config *cfg, const char *v, struct ddtk_err
 		c->vcpus = 1;
 		c->vhost_user_blk_queues = 1;
 		c->vhost_user_net_queues = 1;
+		c->volume_queues = 1;
+		c->dd_nic_queues = 1;
 	}
 	return 0;
 }
@@ -274,6 +278,30 @@ static int parse_vcpus(const char *v, unsigned *ret)
 	return r;
 }
 
+/* A network interface name as the kernel takes it (dev_valid_name()): 1..15 bytes, not "." or
+ * "..", no '/', ':' or white space. */
+static bool ifname_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > DDTK_IFNAME_MAX || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (name[i] == '/' || name[i] == ':' || isspace((unsigned char)name[i]) || !isprint((unsigned char)name[i]))
+			return false;
+	return true;
+}
+
+static int parse_yes_no(const char *v, bool *ret)
+{
+	if (strcmp(v, "yes") == 0)
+		*ret = true;
+	else if (strcmp(v, "no") == 0)
+		*ret = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static int handle_dd(struct parse_state *st, const char *name, const char *v)
 {
 	struct ddtk_dd_config *dd = &st->cfg->dd;
@@ -283,6 +311,12 @@ static int handle_dd(struct parse_state *st, const char *name, const char *v)
 		return parse_vcpus(v, &dd->vcpus);
 	if (strcmp(name, "nic") == 0)
 		return parse_device(v, &dd->nic);
+	if (strcmp(name, "nic-tap") == 0) {
+		if (v[0] && !ifname_valid(v))
+			return ddtk_err_set(st->err, -EINVAL, "nic-tap '%s' is not a network interface name "
+					    "(1-%d characters, no '/', ':' or spaces)", v, DDTK_IFNAME_MAX);
+		return copy_string(dd->nic_tap, sizeof(dd->nic_tap), v);
+	}
 	if (strcmp(name, "disk") == 0)
 		return parse_device(v, &dd->disk);
 	if (strcmp(name, "disk-size") == 0)
@@ -301,6 +335,18 @@ static int handle_dd(struct parse_state *st, const char *name, const char *v)
 	if (strcmp(name, "cmdline-append") == 0)
 		return copy_string(dd->cmdline_append, sizeof(dd->cmdline_append), v);
 	return -ENOKEY;
+}
+
+/* A queue count of 1..max, with an error naming the client and the key. */
+static int parse_client_queues(struct parse_state *st, const char *client, const char *key, const char *v,
+			       unsigned max, const char *what, unsigned *ret)
+{
+	uint64_t x;
+	if (parse_uint(v, 1, max, &x) < 0)
+		return ddtk_err_set(st->err, -ERANGE, "[client.%s] %s must be 1 to %u (%s), not '%s'",
+				    client, key, max, what, v);
+	*ret = (unsigned)x;
+	return 0;
 }
 
 static int handle_client(struct parse_state *st, const char *client, const char *name, const char *v)
@@ -325,15 +371,35 @@ static int handle_client(struct parse_state *st, const char *client, const char 
 		c->vhost_user_net[0] = '\0';
 		return v[0] ? copy_path(c->vhost_user_net, sizeof(c->vhost_user_net), v) : 0;
 	}
-	if (strcmp(name, "vhost-user-net-queues") == 0) {
-		uint64_t x;
-		if (parse_uint(v, 1, DDTK_NET_QUEUES_MAX, &x) < 0)
-			return ddtk_err_set(st->err, -ERANGE,
-					    "[client.%s] vhost-user-net-queues must be 1 to %d (queue pairs), not '%s'",
-					    client, DDTK_NET_QUEUES_MAX, v);
-		c->vhost_user_net_queues = (unsigned)x;
+	if (strcmp(name, "vhost-user-net-queues") == 0)
+		return parse_client_queues(st, client, name, v, DDTK_NET_QUEUES_MAX, "queue pairs",
+					   &c->vhost_user_net_queues);
+	if (strcmp(name, "volume") == 0) {
+		if (!v[0]) {
+			c->volume_mib = 0;
+			return 0;
+		}
+		if (parse_mib(v, 0, DDTK_DISK_MIB_MAX, &c->volume_mib) < 0)
+			return ddtk_err_set(st->err, -ERANGE, "[client.%s] volume '%s' is not a size of 0 (none) to "
+					    "%llu MiB (a number of MiB, or with M or G)", client, v,
+					    (unsigned long long)DDTK_DISK_MIB_MAX);
 		return 0;
 	}
+	if (strcmp(name, "volume-read-only") == 0) {
+		if (parse_yes_no(v, &c->volume_read_only) < 0)
+			return ddtk_err_set(st->err, -EINVAL, "[client.%s] volume-read-only must be yes or no, not '%s'",
+					    client, v);
+		return 0;
+	}
+	if (strcmp(name, "volume-queues") == 0)
+		return parse_client_queues(st, client, name, v, DDTK_VOLUME_QUEUES_MAX, "queues", &c->volume_queues);
+	if (strcmp(name, "dd-nic") == 0) {
+		if (parse_yes_no(v, &c->dd_nic) < 0)
+			return ddtk_err_set(st->err, -EINVAL, "[client.%s] dd-nic must be yes or no, not '%s'", client, v);
+		return 0;
+	}
+	if (strcmp(name, "dd-nic-queues") == 0)
+		return parse_client_queues(st, client, name, v, DDTK_NET_QUEUES_MAX, "queue pairs", &c->dd_nic_queues);
 	if (strcmp(name, "mac") == 0) {
 		if (!v[0]) {
 			c->has_mac = false; /* derived from the instance and client names */
@@ -398,17 +464,199 @@ static int config_finish(struct parse_state *st, int line, const char *what)
 	return 0;
 }
 
+/* After a whole file: what involves several keys, with the file's name in the message. */
+static int config_check_file(struct parse_state *st, const char *what)
+{
+	int r = ddtk_config_check(st->cfg, st->err);
+	if (r < 0) {
+		char detail[sizeof(st->err->msg)];
+		snprintf(detail, sizeof(detail), "%s", st->err->msg);
+		return ddtk_err_set(st->err, r, "%s: %s", what, detail);
+	}
+	return 0;
+}
+
 int ddtk_config_load(struct ddtk_config *cfg, const char *path, struct ddtk_err *err)
 {
 	struct ddtk_err scratch = { .msg = "" };
 	struct parse_state st = { .cfg = cfg, .err = err ? err : &scratch };
 	errno = 0;
-	return config_finish(&st, ini_parse(path, config_handler, &st), path);
+	int r = config_finish(&st, ini_parse(path, config_handler, &st), path);
+	return r < 0 ? r : config_check_file(&st, path);
 }
 
 int ddtk_config_load_string(struct ddtk_config *cfg, const char *text, struct ddtk_err *err)
 {
 	struct ddtk_err scratch = { .msg = "" };
 	struct parse_state st = { .cfg = cfg, .err = err ? err : &scratch };
-	return config_finish(&st, ini_parse_string(text, config_handler, &st), "config");
+	int r = config_finish(&st, ini_parse_string(text, config_handler, &st), "config");
+	return r < 0 ? r : config_check_file(&st, "config");
+}
+
+bool ddtk_config_uses_bridge(const struct ddtk_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->n_clients; i++)
+		if (cfg->clients[i].volume_mib || cfg->clients[i].dd_nic)
+			return true;
+	return false;
+}
+
+static uint64_t align_up(uint64_t x, uint64_t align)
+{
+	return (x + align - 1) / align * align;
+}
+
+int ddtk_config_volume(const struct ddtk_config *cfg, unsigned client_index, uint64_t *ret_offset,
+		       uint64_t *ret_size)
+{
+	if (client_index >= cfg->n_clients || !cfg->clients[client_index].volume_mib)
+		return -ENOENT;
+	/* At most DDTK_CLIENTS_MAX volumes of at most DDTK_DISK_MIB_MAX MiB: no sum can wrap. */
+	uint64_t offset = 0;
+	for (unsigned i = 0; i < client_index; i++)
+		offset += align_up(cfg->clients[i].volume_mib << 20, DDTK_VOLUME_ALIGN);
+	*ret_offset = offset;
+	*ret_size = cfg->clients[client_index].volume_mib << 20;
+	return 0;
+}
+
+/* snprintf into buf; -ENAMETOOLONG (and "") when the result does not fit in cap bytes. */
+static int path_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int path_format(char *buf, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, cap, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= cap) {
+		buf[0] = '\0';
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+int ddtk_bridge_dir(const struct ddtk_config *cfg, char buf[static DDTK_STATE_PATH_MAX])
+{
+	return path_format(buf, DDTK_STATE_PATH_MAX, "%s/%s/bridge", cfg->state_dir, cfg->instance);
+}
+
+static int client_socket(const struct ddtk_config *cfg, unsigned client_index, const char *kind,
+			 char buf[static DDTK_SOCKET_PATH_MAX])
+{
+	if (client_index >= cfg->n_clients) {
+		buf[0] = '\0';
+		return -ENOENT;
+	}
+	return path_format(buf, DDTK_SOCKET_PATH_MAX, "%s/%s/bridge/%s-%s.sock", cfg->state_dir, cfg->instance,
+			   cfg->clients[client_index].name, kind);
+}
+
+int ddtk_bridge_blk_socket(const struct ddtk_config *cfg, unsigned client_index,
+			   char buf[static DDTK_SOCKET_PATH_MAX])
+{
+	return client_socket(cfg, client_index, "blk", buf);
+}
+
+int ddtk_bridge_net_socket(const struct ddtk_config *cfg, unsigned client_index,
+			   char buf[static DDTK_SOCKET_PATH_MAX])
+{
+	return client_socket(cfg, client_index, "net", buf);
+}
+
+int ddtk_bridge_ivshmem_socket(const struct ddtk_config *cfg, unsigned session,
+			       char buf[static DDTK_SOCKET_PATH_MAX])
+{
+	if (session > DDCTL_SESSIONS_MAX) {
+		buf[0] = '\0';
+		return -ERANGE;
+	}
+	return path_format(buf, DDTK_SOCKET_PATH_MAX, "%s/%s/bridge/ivshmem-%u.sock", cfg->state_dir,
+			   cfg->instance, session);
+}
+
+int ddtk_bridge_status_socket(const struct ddtk_config *cfg, char buf[static DDTK_SOCKET_PATH_MAX])
+{
+	return path_format(buf, DDTK_SOCKET_PATH_MAX, "%s/%s/bridge/bridge.sock", cfg->state_dir, cfg->instance);
+}
+
+int ddtk_bridge_pid_file(const struct ddtk_config *cfg, char buf[static DDTK_STATE_PATH_MAX])
+{
+	return path_format(buf, DDTK_STATE_PATH_MAX, "%s/%s/bridge.pid", cfg->state_dir, cfg->instance);
+}
+
+int ddtk_bridge_log_file(const struct ddtk_config *cfg, char buf[static DDTK_STATE_PATH_MAX])
+{
+	return path_format(buf, DDTK_STATE_PATH_MAX, "%s/%s/bridge.log", cfg->state_dir, cfg->instance);
+}
+
+/* Every socket path the bridge will bind must fit a sockaddr_un: the longest ones are checked. */
+static int check_bridge_paths(const struct ddtk_config *cfg, struct ddtk_err *err)
+{
+	char path[DDTK_SOCKET_PATH_MAX], name[DDTK_NAME_MAX + 32] = "";
+	if (ddtk_bridge_status_socket(cfg, path) < 0)
+		snprintf(name, sizeof(name), "bridge.sock");
+	else if (ddtk_bridge_ivshmem_socket(cfg, DDCTL_SESSIONS_MAX, path) < 0)
+		snprintf(name, sizeof(name), "ivshmem-%d.sock", DDCTL_SESSIONS_MAX);
+	for (unsigned i = 0; !name[0] && i < cfg->n_clients; i++) {
+		const struct ddtk_client_config *c = &cfg->clients[i];
+		if (c->volume_mib && ddtk_bridge_blk_socket(cfg, i, path) < 0)
+			snprintf(name, sizeof(name), "%s-blk.sock", c->name);
+		else if (c->dd_nic && ddtk_bridge_net_socket(cfg, i, path) < 0)
+			snprintf(name, sizeof(name), "%s-net.sock", c->name);
+	}
+	if (name[0])
+		return ddtk_err_set(err, -ENAMETOOLONG, "ddtk-bridge's socket %s/%s/bridge/%s would be longer than "
+				    "a Unix socket path may be (%d characters): choose a shorter state-dir or instance",
+				    cfg->state_dir, cfg->instance, name, DDTK_SOCKET_PATH_MAX - 1);
+	return 0;
+}
+
+/* The sum of the volumes must fit the DD's disk; the message lists what each client takes. */
+static int check_volumes(const struct ddtk_config *cfg, struct ddtk_err *err)
+{
+	uint64_t total = 0;
+	char parts[256] = "";
+	size_t len = 0;
+	for (unsigned i = 0; i < cfg->n_clients; i++) {
+		const struct ddtk_client_config *c = &cfg->clients[i];
+		if (!c->volume_mib)
+			continue;
+		total += align_up(c->volume_mib << 20, DDTK_VOLUME_ALIGN) >> 20;
+		if (len < sizeof(parts)) {
+			int n = snprintf(parts + len, sizeof(parts) - len, "%s%s %" PRIu64, len ? " + " : "", c->name,
+					 c->volume_mib);
+			len = n < 0 ? sizeof(parts) : len + (size_t)n;
+		}
+	}
+	if (total > cfg->dd.disk_size_mib)
+		return ddtk_err_set(err, -ENOSPC, "the clients' volumes need %" PRIu64 " MiB (%s%s) but the driver "
+				    "domain's disk has %" PRIu64 " MiB ([driver-domain] disk-size)", total, parts,
+				    len >= sizeof(parts) ? "..." : "", cfg->dd.disk_size_mib);
+	return 0;
+}
+
+int ddtk_config_check(const struct ddtk_config *cfg, struct ddtk_err *err)
+{
+	for (unsigned i = 0; i < cfg->n_clients; i++) {
+		const struct ddtk_client_config *c = &cfg->clients[i];
+		if (c->vhost_user_blk[0] && c->volume_mib)
+			return ddtk_err_set(err, -EINVAL, "[client.%s] has both vhost-user-blk and volume: its disk "
+					    "comes from one of them (set the other empty)", c->name);
+		if (c->vhost_user_net[0] && c->dd_nic)
+			return ddtk_err_set(err, -EINVAL, "[client.%s] has both vhost-user-net and dd-nic = yes: its "
+					    "NIC comes from one of them", c->name);
+	}
+	if (cfg->dd.nic_tap[0] && cfg->dd.nic.kind != DDTK_DEVICE_EMULATED)
+		return ddtk_err_set(err, -EINVAL, "[driver-domain] nic-tap is for nic = emulated; the passed-through "
+				    "NIC has its own link (set nic-tap empty)");
+	if (!ddtk_config_uses_bridge(cfg))
+		return 0;
+	if (cfg->n_clients > DDCTL_CLIENTS_MAX)
+		return ddtk_err_set(err, -E2BIG, "%u clients, but at most %d when any has a volume or dd-nic (the "
+				    "driver domain has a PCI slot for each client's two devices)", cfg->n_clients,
+				    DDCTL_CLIENTS_MAX);
+	int r = check_volumes(cfg, err);
+	if (r < 0)
+		return r;
+	return check_bridge_paths(cfg, err);
 }

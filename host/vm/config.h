@@ -17,7 +17,13 @@
 #define DDTK_VCPUS_MAX 64
 #define DDTK_DISK_MIB_MAX (64ull * 1024u * 1024u)
 #define DDTK_BOOT_TIMEOUT_MAX 3600
-#define DDTK_NET_QUEUES_MAX 16    /* queue pairs of a client's vhost-user-net NIC */
+#define DDTK_NET_QUEUES_MAX 16    /* queue pairs of a client's vhost-user-net or dd-nic NIC */
+#define DDTK_VOLUME_QUEUES_MAX 16 /* queues of a client's volume */
+#define DDTK_VOLUME_ALIGN (UINT64_C(1) << 20) /* volumes start on MiB boundaries of the DD's disk */
+#define DDTK_IFNAME_MAX 15        /* a host network interface's name (IFNAMSIZ - 1) */
+/* Paths of files under the state folder, and of Unix sockets (sizeof(sun_path), with the NUL). */
+#define DDTK_STATE_PATH_MAX (DDTK_PATH_MAX + 128)
+#define DDTK_SOCKET_PATH_MAX 108
 #define DDTK_MAC_LEN 6
 #define DDTK_MAC_STR_LEN 18       /* "xx:xx:xx:xx:xx:xx" and its NUL */
 
@@ -45,7 +51,8 @@ struct ddtk_device {
 
 struct ddtk_dd_config {
 	unsigned memory_mib, vcpus;
-	struct ddtk_device nic;        /* emulated: an e1000 on QEMU's user-mode network */
+	struct ddtk_device nic;        /* emulated: an e1000 on QEMU's user-mode network or nic_tap */
+	char nic_tap[DDTK_IFNAME_MAX + 1]; /* an existing host tap for the emulated e1000; empty: none */
 	struct ddtk_device disk;       /* emulated: an AHCI disk backed by a raw image */
 	uint64_t disk_size_mib;        /* size of the emulated disk's image when ddtk creates it */
 	char disk_image[DDTK_PATH_MAX]; /* empty: STATE/dd-disk.img */
@@ -68,6 +75,15 @@ struct ddtk_client_config {
 	 * depends on the instance name (known only once the file and the command line are read). */
 	bool has_mac;
 	struct ddtk_mac mac;
+	/* A volume of the driver domain's disk as disk vda, served by ddtk-blk inside the DD through
+	 * ddtk-bridge; 0: none. Where it lies: ddtk_config_volume(). Its queue count. */
+	uint64_t volume_mib;
+	bool volume_read_only;
+	unsigned volume_queues;
+	/* A NIC behind the DD's NIC, served by ddtk-net inside the DD through ddtk-bridge (MAC as
+	 * above); its queue pairs, 1..DDTK_NET_QUEUES_MAX. */
+	bool dd_nic;
+	unsigned dd_nic_queues;
 };
 
 struct ddtk_config {
@@ -85,11 +101,16 @@ struct ddtk_config {
 
 /* The defaults: instance "demo", accel auto, a DD with emulated devices, clients a and b. */
 void ddtk_config_init(struct ddtk_config *cfg);
-/* Reads an INI file over the current values. On error, cfg may be partly updated and err says
- * which line and why. */
+/* Reads an INI file over the current values, then applies ddtk_config_check(). On error, cfg may
+ * be partly updated and err says which line (or which keys) and why. */
 int ddtk_config_load(struct ddtk_config *cfg, const char *path, struct ddtk_err *err);
 /* The same from a string (tests, fuzzing). */
 int ddtk_config_load_string(struct ddtk_config *cfg, const char *text, struct ddtk_err *err);
+/* What no single key can be checked for: a client with both vhost-user-blk and volume (or both
+ * vhost-user-net and dd-nic), more than DDCTL_CLIENTS_MAX clients when the bridge is used, volumes
+ * that do not fit disk-size, nic-tap with a passed-through NIC, bridge socket paths longer than a
+ * Unix socket's. The load functions call it; call it again after changing cfg (ddtk's -i). */
+int ddtk_config_check(const struct ddtk_config *cfg, struct ddtk_err *err);
 
 bool ddtk_name_valid(const char *name);
 int ddtk_pci_addr_parse(const char *s, struct ddtk_pci_addr *ret_addr);
@@ -106,3 +127,36 @@ void ddtk_mac_derive(const char *instance, const char *name, struct ddtk_mac *re
 /* The MAC of client c's NIC: its `mac =` or, when unset, ddtk_mac_derive(cfg->instance, c->name). */
 void ddtk_config_client_mac(const struct ddtk_config *cfg, const struct ddtk_client_config *c,
 			    struct ddtk_mac *ret_mac);
+
+/* Whether any client has a device served from inside the driver domain (volume or dd-nic): then
+ * ddtk-bridge runs and the DD gets its hot-plug PCI bridge. */
+bool ddtk_config_uses_bridge(const struct ddtk_config *cfg);
+/* Where client `client_index`'s volume lies on the DD's disk, in bytes: volumes follow each other
+ * in the order of `clients` from offset 0, each starting on a DDTK_VOLUME_ALIGN boundary. -ENOENT
+ * when the client has no volume (or there is no such client); outputs untouched then. */
+int ddtk_config_volume(const struct ddtk_config *cfg, unsigned client_index, uint64_t *ret_offset,
+		       uint64_t *ret_size);
+
+/* ddtk-bridge's files, from cfg's state-dir and instance. Each writes the path into buf and returns
+ * 0, or -ENAMETOOLONG (sockets must also fit a Unix socket address, DDTK_SOCKET_PATH_MAX), -ENOENT
+ * for a client index past the list, -ERANGE for a session above DDCTL_SESSIONS_MAX; buf then
+ * holds "". The sockets live in STATE-DIR/INSTANCE/bridge/, a folder of mode 0711 so
+ * that QEMU (user libvirt-qemu) reaches them:
+ *   ddtk_bridge_dir             STATE-DIR/INSTANCE/bridge
+ *   ddtk_bridge_blk_socket      bridge/NAME-blk.sock: client `client_index`'s volume (vhost-user-blk)
+ *   ddtk_bridge_net_socket      bridge/NAME-net.sock: its dd-nic (vhost-user-net)
+ *   ddtk_bridge_ivshmem_socket  bridge/ivshmem-S.sock: the ivshmem server of session S (0: the
+ *                               state device), S <= DDCTL_SESSIONS_MAX
+ *   ddtk_bridge_status_socket   bridge/bridge.sock: one JSON document per connection, then EOF
+ *   ddtk_bridge_pid_file        STATE-DIR/INSTANCE/bridge.pid (written by `ddtk up`)
+ *   ddtk_bridge_log_file        STATE-DIR/INSTANCE/bridge.log (its stdout and stderr) */
+int ddtk_bridge_dir(const struct ddtk_config *cfg, char buf[static DDTK_STATE_PATH_MAX]);
+int ddtk_bridge_blk_socket(const struct ddtk_config *cfg, unsigned client_index,
+			   char buf[static DDTK_SOCKET_PATH_MAX]);
+int ddtk_bridge_net_socket(const struct ddtk_config *cfg, unsigned client_index,
+			   char buf[static DDTK_SOCKET_PATH_MAX]);
+int ddtk_bridge_ivshmem_socket(const struct ddtk_config *cfg, unsigned session,
+			       char buf[static DDTK_SOCKET_PATH_MAX]);
+int ddtk_bridge_status_socket(const struct ddtk_config *cfg, char buf[static DDTK_SOCKET_PATH_MAX]);
+int ddtk_bridge_pid_file(const struct ddtk_config *cfg, char buf[static DDTK_STATE_PATH_MAX]);
+int ddtk_bridge_log_file(const struct ddtk_config *cfg, char buf[static DDTK_STATE_PATH_MAX]);

@@ -2,12 +2,14 @@
 #include "domxml.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <libxml/xmlwriter.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent-proto.h"
+#include "ddctl-proto.h"
 
 const char *vm_role_name(enum vm_role role)
 {
@@ -76,7 +78,43 @@ static void xw_empty(struct xw *x, const char *elem, ...)
 	xw_end(x);
 }
 
-static void write_hostdev(struct xw *x, const struct ddtk_pci_addr *a)
+/* <address type='pci' .../> of a device on bus `bus`, slot `slot`, function 0. */
+static void write_pci_address(struct xw *x, unsigned bus, unsigned slot)
+{
+	xw_start(x, "address");
+	xw_attr(x, "type", "pci");
+	xw_attr_hex(x, "domain", 4, 0);
+	xw_attr_hex(x, "bus", 2, bus);
+	xw_attr_hex(x, "slot", 2, slot);
+	xw_attr_hex(x, "function", 1, 0);
+	xw_end(x);
+}
+
+static void write_pci_controller(struct xw *x, unsigned index, const char *model, int bus, unsigned slot)
+{
+	char num[16];
+	snprintf(num, sizeof(num), "%u", index);
+	xw_start(x, "controller");
+	xw_attr(x, "type", "pci");
+	xw_attr(x, "index", num);
+	xw_attr(x, "model", model);
+	if (bus >= 0)
+		write_pci_address(x, (unsigned)bus, slot);
+	xw_end(x);
+}
+
+/* The hot-plug bridge (see VM_DD_HOTPLUG_BUS in domxml.h). Indexes 0-3 are taken here; the root
+ * ports libvirt adds for the virtio devices come after them. */
+static void write_hotplug_controllers(struct xw *x)
+{
+	write_pci_controller(x, 0, "pcie-root", -1, 0);
+	write_pci_controller(x, 1, "pcie-root-port", -1, 0);
+	write_pci_controller(x, VM_DD_PCI_BUS, "pcie-to-pci-bridge", 1, 0);
+	write_pci_controller(x, VM_DD_HOTPLUG_BUS, "pci-bridge", VM_DD_PCI_BUS, VM_DD_HOTPLUG_BRIDGE_SLOT);
+}
+
+/* A host PCI device passed through; guest_slot > 0: at that slot of the DD's root bus. */
+static void write_hostdev(struct xw *x, const struct ddtk_pci_addr *a, unsigned guest_slot)
 {
 	xw_start(x, "hostdev");
 	xw_attr(x, "mode", "subsystem");
@@ -91,6 +129,8 @@ static void write_hostdev(struct xw *x, const struct ddtk_pci_addr *a)
 	xw_attr_hex(x, "function", 1, a->function);
 	xw_end(x);
 	xw_end(x);
+	if (guest_slot)
+		write_pci_address(x, VM_DD_ROOT_BUS, guest_slot);
 	xw_end(x);
 }
 
@@ -107,8 +147,13 @@ static void write_channel(struct xw *x, const char *port)
 
 static void write_dd_devices(struct xw *x, const struct vm_spec *s)
 {
+	/* With the hot-plug bridge, the DD's own PCI devices get fixed slots on the root bus: libvirt
+	 * would put a conventional one (e1000, i6300esb, a host's integrated SATA controller) behind
+	 * the pcie-to-pci-bridge, into the ivshmem devices' IOMMU group, which VFIO then refuses
+	 * (and onto the hot-plug bus, whose slots are the bridge's, once that one fills). */
+	bool fixed_slots = s->hotplug_window > 0;
 	if (s->disk->kind == DDTK_DEVICE_HOSTDEV) {
-		write_hostdev(x, &s->disk->addr);
+		write_hostdev(x, &s->disk->addr, fixed_slots ? VM_DD_DISK_SLOT : 0);
 	} else {
 		xw_start(x, "disk");
 		xw_attr(x, "type", "file");
@@ -121,16 +166,31 @@ static void write_dd_devices(struct xw *x, const struct vm_spec *s)
 		xw_empty(x, "target", "dev", "sda", "bus", "sata", XW_END);
 		xw_end(x);
 	}
+	if (fixed_slots)
+		write_hotplug_controllers(x);
 	if (s->nic->kind == DDTK_DEVICE_HOSTDEV) {
-		write_hostdev(x, &s->nic->addr);
+		write_hostdev(x, &s->nic->addr, fixed_slots ? VM_DD_NIC_SLOT : 0);
 	} else {
 		xw_start(x, "interface");
-		xw_attr(x, "type", "user");
+		if (s->nic_tap && s->nic_tap[0]) {
+			/* A tap the host set up (and keeps): libvirt opens it, changes nothing on it. */
+			xw_attr(x, "type", "ethernet");
+			xw_empty(x, "target", "dev", s->nic_tap, "managed", "no", XW_END);
+		} else {
+			xw_attr(x, "type", "user");
+		}
 		xw_empty(x, "model", "type", "e1000", XW_END);
+		if (fixed_slots)
+			write_pci_address(x, VM_DD_ROOT_BUS, VM_DD_NIC_SLOT);
 		xw_end(x);
 	}
 	write_channel(x, VM_CONTROL_PORT_NAME);
-	xw_empty(x, "watchdog", "model", "i6300esb", "action", s->watchdog_action, XW_END);
+	xw_start(x, "watchdog");
+	xw_attr(x, "model", "i6300esb");
+	xw_attr(x, "action", s->watchdog_action);
+	if (fixed_slots)
+		write_pci_address(x, VM_DD_ROOT_BUS, VM_DD_WATCHDOG_SLOT);
+	xw_end(x);
 	/* model isa: QEMU's pvpanic on the ISA bus, driven by the guest's pvpanic-mmio. */
 	xw_empty(x, "panic", "model", "isa", XW_END);
 	/* The vIOMMU lets the DD's backends bind ivshmem devices with VFIO (DESIGN.md, data path). */
@@ -186,9 +246,12 @@ static void write_vhost_user_nic(struct xw *x, const struct vm_spec *s)
 static void write_domain(struct xw *x, const struct vm_spec *s)
 {
 	char num[32];
+	bool hotplug = s->role == VM_ROLE_DD && s->hotplug_window > 0;
 
 	xw_start(x, "domain");
 	xw_attr(x, "type", vm_accel_domain_type(s->accel));
+	if (hotplug)
+		xw_attr(x, "xmlns:qemu", VM_QEMU_NS);
 	xw_text_elem(x, "name", s->name);
 
 	xw_start(x, "metadata");
@@ -263,15 +326,27 @@ static void write_domain(struct xw *x, const struct vm_spec *s)
 	xw_empty(x, "controller", "type", "usb", "model", "none", XW_END);
 	xw_empty(x, "memballoon", "model", "none", XW_END);
 	xw_end(x); /* devices */
+	if (hotplug) {
+		/* SeaBIOS sizes a bridge's windows by the devices present at boot; this reserve is what
+		 * gives the BAR2 of a device hot-plugged later its space. libvirt has no XML for it. */
+		char reserve[64];
+		snprintf(reserve, sizeof(reserve), "pci-bridge.pref64-reserve=%" PRIu64, s->hotplug_window);
+		xw_check(x, xmlTextWriterStartElementNS(x->w, BAD_CAST "qemu", BAD_CAST "commandline", NULL));
+		xw_check(x, xmlTextWriterStartElementNS(x->w, BAD_CAST "qemu", BAD_CAST "arg", NULL));
+		xw_attr(x, "value", "-global");
+		xw_end(x);
+		xw_check(x, xmlTextWriterStartElementNS(x->w, BAD_CAST "qemu", BAD_CAST "arg", NULL));
+		xw_attr(x, "value", reserve);
+		xw_end(x);
+		xw_end(x);
+	}
 	xw_end(x); /* domain */
 }
 
-int vm_xml_build(const struct vm_spec *spec, char **ret_xml, struct ddtk_err *err)
+/* Runs write(x, arg) on a fresh indenting writer and hands back the text. */
+static int xml_write(void (*write)(struct xw *x, const void *arg), const void *arg, const char *what,
+		     char **ret_xml, struct ddtk_err *err)
 {
-	if (spec->role == VM_ROLE_DD && (!spec->nic || !spec->disk || !spec->watchdog_action ||
-					 (spec->disk->kind == DDTK_DEVICE_EMULATED && !spec->disk_image)))
-		return ddtk_err_set(err, -EINVAL, "driver domain spec lacks its devices");
-
 	xmlBufferPtr buf = xmlBufferCreate();
 	if (!buf)
 		return ddtk_err_set(err, -ENOMEM, "out of memory");
@@ -282,15 +357,90 @@ int vm_xml_build(const struct vm_spec *spec, char **ret_xml, struct ddtk_err *er
 	}
 	xmlTextWriterSetIndent(x.w, 1);
 	xmlTextWriterSetIndentString(x.w, BAD_CAST "  ");
-	write_domain(&x, spec);
+	write(&x, arg);
 	xw_check(&x, xmlTextWriterEndDocument(x.w));
 	xmlFreeTextWriter(x.w);
 
 	int r = 0;
 	if (x.failed)
-		r = ddtk_err_set(err, -EINVAL, "cannot write the XML of %s (invalid characters?)", spec->name);
+		r = ddtk_err_set(err, -EINVAL, "cannot write the XML of %s (invalid characters?)", what);
 	else if (!(*ret_xml = strdup((const char *)xmlBufferContent(buf))))
 		r = ddtk_err_set(err, -ENOMEM, "out of memory");
 	xmlBufferFree(buf);
 	return r;
+}
+
+static void write_domain_cb(struct xw *x, const void *arg)
+{
+	write_domain(x, arg);
+}
+
+int vm_xml_build(const struct vm_spec *spec, char **ret_xml, struct ddtk_err *err)
+{
+	if (spec->role == VM_ROLE_DD && (!spec->nic || !spec->disk || !spec->watchdog_action ||
+					 (spec->disk->kind == DDTK_DEVICE_EMULATED && !spec->disk_image)))
+		return ddtk_err_set(err, -EINVAL, "driver domain spec lacks its devices");
+	return xml_write(write_domain_cb, spec, spec->name, ret_xml, err);
+}
+
+static uint64_t pow2_ceil(uint64_t x)
+{
+	uint64_t p = 1;
+	while (p < x)
+		p <<= 1;
+	return p;
+}
+
+uint64_t vm_dd_hotplug_window(const struct ddtk_config *cfg)
+{
+	if (!ddtk_config_uses_bridge(cfg))
+		return 0;
+	/* Memory is at most DDTK_MEMORY_MIB_MAX (2^40 bytes) per client and there are at most
+	 * DDCTL_SESSIONS_MAX devices: the sum stays far below 2^63. */
+	uint64_t sum = DDCTL_STATE_SIZE;
+	for (unsigned i = 0; i < cfg->n_clients; i++) {
+		const struct ddtk_client_config *c = &cfg->clients[i];
+		uint64_t bar2 = pow2_ceil((uint64_t)c->memory_mib << 20);
+		sum += (c->volume_mib ? bar2 : 0) + (c->dd_nic ? bar2 : 0);
+	}
+	uint64_t window = pow2_ceil(sum);
+	return window < VM_HOTPLUG_WINDOW_MIN ? VM_HOTPLUG_WINDOW_MIN : window;
+}
+
+struct ivshmem_spec {
+	unsigned session, vectors;
+	const char *server_path;
+};
+
+static void write_ivshmem(struct xw *x, const void *arg)
+{
+	const struct ivshmem_spec *is = arg;
+	char name[32], alias[40], vectors[16];
+	snprintf(name, sizeof(name), "ddtk-s%u", is->session);
+	snprintf(alias, sizeof(alias), "ua-%s", name);
+	snprintf(vectors, sizeof(vectors), "%u", is->vectors);
+	xw_start(x, "shmem");
+	xw_attr(x, "name", name);
+	xw_empty(x, "model", "type", "ivshmem-doorbell", XW_END);
+	/* The bridge is the ivshmem server: it hands QEMU the client's RAM as BAR2 and the kick and
+	 * call eventfds as vectors. */
+	xw_empty(x, "server", "path", is->server_path, XW_END);
+	xw_empty(x, "msi", "vectors", vectors, "ioeventfd", "on", XW_END);
+	xw_empty(x, "alias", "name", alias, XW_END);
+	write_pci_address(x, VM_DD_HOTPLUG_BUS, is->session == 0 ? DDCTL_STATE_SLOT : is->session);
+	xw_end(x);
+}
+
+int vm_xml_ivshmem(unsigned session, const char *server_path, unsigned vectors, char **ret_xml,
+		   struct ddtk_err *err)
+{
+	if (session > DDCTL_SESSIONS_MAX || vectors < 1 || vectors > VM_IVSHMEM_VECTORS_MAX)
+		return ddtk_err_set(err, -ERANGE, "ivshmem device of session %u with %u vectors: out of range "
+				    "(sessions 0-%d, vectors 1-%d)", session, vectors, DDCTL_SESSIONS_MAX,
+				    VM_IVSHMEM_VECTORS_MAX);
+	if (!server_path || server_path[0] != '/')
+		return ddtk_err_set(err, -EINVAL, "ivshmem device of session %u: the server's path must be absolute",
+				    session);
+	struct ivshmem_spec is = { .session = session, .vectors = vectors, .server_path = server_path };
+	return xml_write(write_ivshmem, &is, "an ivshmem device", ret_xml, err);
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "accel.h"
 #include "config.h"
@@ -17,6 +18,30 @@ enum vm_role {
 #define VM_CONTROL_PORT_NAME "org.ddtk.control.0"
 /* XML namespace of ddtk's <metadata> element in the domains it creates. */
 #define VM_METADATA_NS "https://ddtk.dev/xmlns/domain/1"
+#define VM_QEMU_NS "http://libvirt.org/schemas/domain/qemu/1.0"
+
+/* The driver domain's PCI layout when ddtk-bridge serves devices from it. A conventional
+ * ivshmem-doorbell hot-plugged where libvirt would put it gets no space for its BAR2, so the layout
+ * is explicit: pcie-root-port (index 1) -> pcie-to-pci-bridge (bus VM_DD_PCI_BUS) -> pci-bridge
+ * (bus VM_DD_HOTPLUG_BUS), behind which SeaBIOS reserves a 64-bit prefetchable window (QEMU's
+ * pci-bridge.pref64-reserve). Slots 1..31 of the hot-plug bus are the bridge's: slot S for
+ * session S, DDCTL_STATE_SLOT for the state device.
+ * Everything behind the pcie-to-pci-bridge is one IOMMU group (conventional PCI cannot tell its
+ * devices apart), and VFIO uses a group only when no device in it has another driver: the DD's
+ * own devices (NIC, watchdog, a passed-through disk controller) therefore sit on the root bus,
+ * each a group of its own, at fixed slots that libvirt's automatic root ports (slots 1, 2, ...)
+ * do not reach. */
+#define VM_DD_ROOT_BUS 0
+#define VM_DD_PCI_BUS 2
+#define VM_DD_HOTPLUG_BUS 3
+#define VM_DD_HOTPLUG_BRIDGE_SLOT 1     /* the pci-bridge's slot on VM_DD_PCI_BUS */
+#define VM_DD_NIC_SLOT 0x10             /* e1000 or the passed-through NIC, on VM_DD_ROOT_BUS */
+#define VM_DD_WATCHDOG_SLOT 0x11        /* i6300esb, on VM_DD_ROOT_BUS */
+#define VM_DD_DISK_SLOT 0x12            /* a passed-through disk controller, on VM_DD_ROOT_BUS */
+#define VM_HOTPLUG_WINDOW_MIN (UINT64_C(1) << 30)
+/* MSI-X vectors of one ivshmem device: one per virtqueue of a vhost-user device (vu-proto.h's
+ * limit of 64 queues). */
+#define VM_IVSHMEM_VECTORS_MAX 64
 
 struct vm_spec {
 	const char *name;               /* libvirt domain name */
@@ -38,10 +63,26 @@ struct vm_spec {
 	struct ddtk_mac mac;
 	/* Driver domain only. */
 	const struct ddtk_device *nic, *disk;
+	const char *nic_tap;            /* emulated NIC: an existing host tap; NULL or "": user network */
 	const char *disk_image;         /* emulated disk */
 	const char *watchdog_action;
+	/* Bytes of the hot-plug bridge's 64-bit prefetchable window (vm_dd_hotplug_window()); 0: no
+	 * hot-plug bridge, libvirt's own PCI layout. */
+	uint64_t hotplug_window;
 };
 
 /* The domain XML for spec, in *ret_xml (free() it). */
 int vm_xml_build(const struct vm_spec *spec, char **ret_xml, struct ddtk_err *err);
+/* The window the DD's hot-plug bridge needs for every ivshmem device ddtk-bridge may plug into it:
+ * the next power of two >= the sum, over the clients' DD-served devices (volume, dd-nic), of the
+ * client's memory rounded up to a power of two (BAR2 maps all of it), plus DDCTL_STATE_SIZE; at
+ * least VM_HOTPLUG_WINDOW_MIN. 0 when cfg does not use the bridge. */
+uint64_t vm_dd_hotplug_window(const struct ddtk_config *cfg);
+/* The <shmem> element of session `session`'s ivshmem-doorbell device (0: the state device), for
+ * ddtk-bridge to hot-plug into the DD (virDomainAttachDeviceFlags): name ddtk-sS, alias ua-ddtk-sS,
+ * the ivshmem server at server_path, `vectors` MSI-X vectors (1..VM_IVSHMEM_VECTORS_MAX; the
+ * state device has 1) with ioeventfd, at VM_DD_HOTPLUG_BUS slot S (state device: DDCTL_STATE_SLOT).
+ * -ERANGE for a session above DDCTL_SESSIONS_MAX or vectors out of range. */
+int vm_xml_ivshmem(unsigned session, const char *server_path, unsigned vectors, char **ret_xml,
+		   struct ddtk_err *err);
 const char *vm_role_name(enum vm_role role);

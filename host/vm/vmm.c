@@ -73,13 +73,24 @@ int vmm_vm_get(const struct vmm *m, const char *vm, struct vmm_vm *ret_vm, struc
 		snprintf(v->disk_image, sizeof(v->disk_image), "%s", cfg->dd.disk_image);
 	else
 		snprintf(v->disk_image, sizeof(v->disk_image), "%s/dd-disk.img", m->instance_dir);
+	if (client) {
+		unsigned index = (unsigned)(client - cfg->clients);
+		int r = 0;
+		if (client->volume_mib)
+			r = ddtk_bridge_blk_socket(cfg, index, v->bridge_blk_socket);
+		if (r == 0 && client->dd_nic)
+			r = ddtk_bridge_net_socket(cfg, index, v->bridge_net_socket);
+		if (r < 0)
+			return ddtk_err_set(err, r, "%s: ddtk-bridge's socket path is too long (state-dir %s)", vm,
+					    cfg->state_dir);
+	}
 	/* panic=-1: a panicking guest reboots at once, and on_reboot=destroy stops it, so a failed
 	 * boot shows as a stopped domain instead of a hang. */
 	/* pci=nomsi: QEMU 7.2 (Debian 12) under TCG dereferences its missing irqfd table when a
 	 * vhost-user-net device's MSI-X vectors get their notifiers (virtio-pci's config-interrupt
 	 * code, fixed upstream in 8.x) and the guest crashes QEMU while loading virtio_net. With INTx
 	 * the path is never taken; under KVM the table exists and MSI-X stays. */
-	bool nomsi = client && client->vhost_user_net[0] && m->accel == VM_ACCEL_TCG;
+	bool nomsi = client && (client->vhost_user_net[0] || client->dd_nic) && m->accel == VM_ACCEL_TCG;
 
 	snprintf(v->cmdline, sizeof(v->cmdline), "console=ttyS0 panic=-1 quiet ddtk.name=%s%s%s%s%s", vm,
 		 client ? "" : " intel_iommu=on", nomsi ? " pci=nomsi" : "",
@@ -100,16 +111,20 @@ int vmm_vm_get(const struct vmm *m, const char *vm, struct vmm_vm *ret_vm, struc
 	s->cmdline = v->cmdline;
 	s->console_log = v->console_log;
 	if (client) {
-		s->vhost_user_blk = client->vhost_user_blk;
-		s->vhost_user_blk_queues = client->vhost_user_blk_queues;
-		s->vhost_user_net = client->vhost_user_net;
-		s->vhost_user_net_queues = client->vhost_user_net_queues;
+		/* A volume or dd-nic is a vhost-user device like any other to the client: only the
+		 * socket's owner (ddtk-bridge) differs. */
+		s->vhost_user_blk = client->volume_mib ? v->bridge_blk_socket : client->vhost_user_blk;
+		s->vhost_user_blk_queues = client->volume_mib ? client->volume_queues : client->vhost_user_blk_queues;
+		s->vhost_user_net = client->dd_nic ? v->bridge_net_socket : client->vhost_user_net;
+		s->vhost_user_net_queues = client->dd_nic ? client->dd_nic_queues : client->vhost_user_net_queues;
 		ddtk_config_client_mac(cfg, client, &s->mac);
 	} else {
 		s->nic = &cfg->dd.nic;
+		s->nic_tap = cfg->dd.nic_tap;
 		s->disk = &cfg->dd.disk;
 		s->disk_image = v->disk_image;
 		s->watchdog_action = cfg->dd.watchdog_action;
+		s->hotplug_window = vm_dd_hotplug_window(cfg);
 	}
 	return 0;
 }
@@ -123,7 +138,7 @@ int vmm_xml(const struct vmm *m, const char *vm, char **ret_xml, struct ddtk_err
 	return vm_xml_build(&v.spec, ret_xml, err);
 }
 
-static int mkdir_p(const char *path, mode_t mode)
+int vmm_mkdir_p(const char *path, mode_t mode)
 {
 	char buf[DDTK_PATH_MAX + 64];
 	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
@@ -179,6 +194,8 @@ static int stage_file(const char *src, const char *dst)
 		unlink(tmp);
 		return r;
 	}
+	/* When dst already was a link to src, rename() leaves both names in place. */
+	unlink(tmp);
 	return 0;
 }
 
@@ -230,7 +247,7 @@ int vmm_start(struct vmm *m, const char *vm, struct ddtk_err *err)
 	if (access(v.image_kernel, R_OK) < 0 || access(v.image_initrd, R_OK) < 0)
 		return ddtk_err_set(err, -ENOENT, "the %s image is missing (%s): build it with `ninja -C build`"
 				    " or set images-dir", vm_role_name(v.role), v.image_initrd);
-	if ((r = mkdir_p(m->instance_dir, 0755)) < 0)
+	if ((r = vmm_mkdir_p(m->instance_dir, 0755)) < 0)
 		return ddtk_err_set(err, r, "cannot create %s: %s", m->instance_dir, strerror(-r));
 	if ((r = stage_file(v.image_kernel, v.kernel)) < 0 || (r = stage_file(v.image_initrd, v.initrd)) < 0)
 		return ddtk_err_set(err, r, "cannot stage the %s image in %s: %s", vm_role_name(v.role),
@@ -406,6 +423,9 @@ int vmm_purge(struct vmm *m, struct ddtk_err *err)
 		if (strcmp(state, "not running") != 0 && strcmp(state, "shut off") != 0)
 			return ddtk_err_set(err, -EBUSY, "%s still runs: stop it first", vm);
 	}
+	pid_t pid;
+	if (vmm_bridge_pid(m, &pid) == 0)
+		return ddtk_err_set(err, -EBUSY, "ddtk-bridge (pid %d) still runs: stop it first", (int)pid);
 	if (nftw(m->instance_dir, purge_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
 		return ddtk_err_set(err, -errno, "cannot remove %s: %s", m->instance_dir, strerror(errno));
 	return 0;
@@ -416,10 +436,15 @@ char *vmm_console_tail(const struct vmm *m, const char *vm, unsigned lines)
 	struct vmm_vm v;
 	if (vmm_vm_get(m, vm, &v, NULL) < 0)
 		return NULL;
-	FILE *f = fopen(v.console_log, "re");
+	return vmm_file_tail(v.console_log, lines);
+}
+
+char *vmm_file_tail(const char *path, unsigned lines)
+{
+	FILE *f = fopen(path, "re");
 	if (!f)
 		return NULL;
-	/* Console logs of a boot are small; keep only the last 64 KiB to bound the work. */
+	/* Logs of a boot are small; keep only the last 64 KiB to bound the work. */
 	enum { TAIL_MAX = 64 * 1024 };
 	if (fseek(f, 0, SEEK_END) == 0 && ftell(f) > TAIL_MAX)
 		fseek(f, -TAIL_MAX, SEEK_END);

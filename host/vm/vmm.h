@@ -7,6 +7,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "domxml.h"
@@ -28,6 +29,8 @@ struct vmm_vm {
 	char image_kernel[DDTK_PATH_MAX + 64], image_initrd[DDTK_PATH_MAX + 64];
 	char console_log[DDTK_PATH_MAX + 128];
 	char disk_image[DDTK_PATH_MAX + 128];
+	/* A client's disk or NIC served from the driver domain: ddtk-bridge's socket for it. */
+	char bridge_blk_socket[DDTK_SOCKET_PATH_MAX], bridge_net_socket[DDTK_SOCKET_PATH_MAX];
 	char cmdline[2 * DDTK_CMDLINE_MAX];
 	struct vm_spec spec;
 };
@@ -56,3 +59,28 @@ int vmm_agent_socket(struct vmm *m, const char *vm, char **ret_path, struct ddtk
 int vmm_purge(struct vmm *m, struct ddtk_err *err);
 /* Lines at the end of the VM's console log, for error messages (free() it; NULL if none). */
 char *vmm_console_tail(const struct vmm *m, const char *vm, unsigned lines);
+/* The same for any log file: its last `lines` lines (of at most its last 64 KiB), control
+ * characters blanked, ending with a newline (free() it; NULL when missing or empty). */
+char *vmm_file_tail(const char *path, unsigned lines);
+/* mkdir -p: creates path and its missing parents with mode (less the umask). */
+int vmm_mkdir_p(const char *path, mode_t mode);
+
+/* ddtk-bridge (vmm-bridge.c), the host daemon of the clients' DD-served devices, run as a
+ * detached process: its pid in ddtk_bridge_pid_file(), its output appended to
+ * ddtk_bridge_log_file(), its sockets in ddtk_bridge_dir() (created with mode 0711). */
+#define VMM_BRIDGE_START_TIMEOUT_S 10
+#define VMM_BRIDGE_STOP_TIMEOUT_S 5
+/* 0 and its pid when the pid file names a live process whose command line contains ddtk-bridge;
+ * -ESRCH when not (no pid file, a stale one, another program). */
+int vmm_bridge_pid(const struct vmm *m, pid_t *ret_pid);
+/* Starts argv (argv[0]: the ddtk-bridge binary's path) in a new session, stdin /dev/null, stdout
+ * and stderr appended to the log; writes the pid file; waits up to VMM_BRIDGE_START_TIMEOUT_S for
+ * its status socket to accept a connection. When it exits or does not answer in time, it is
+ * stopped and err holds why with the end of its log. -EEXIST (and *ret_pid) when one runs. */
+int vmm_bridge_start(const struct vmm *m, char *const argv[], pid_t *ret_pid, struct ddtk_err *err);
+/* SIGTERM to the bridge of the pid file, SIGKILL after VMM_BRIDGE_STOP_TIMEOUT_S; removes the pid
+ * file. 0 also when none runs. */
+int vmm_bridge_stop(const struct vmm *m, struct ddtk_err *err);
+/* What the bridge's status socket answers (one connection, read to EOF, at most 1 MiB) within
+ * timeout_ms, NUL-terminated (free() it). */
+int vmm_bridge_status(const struct vmm *m, unsigned timeout_ms, char **ret_text, struct ddtk_err *err);

@@ -112,17 +112,33 @@ image_inputs_key() {
   } | sha256sum | cut -d' ' -f1
 }
 
+# An IMAGE_BINARIES entry is PATH or NAME=PATH (NAME has no '/'): the file, and its name in the image.
+image_binary_path() {
+  local name=${1%%=*}
+  if [ "$name" != "$1" ] && [ "${name#*/}" = "$name" ]; then echo "${1#*=}"; else echo "$1"; fi
+}
+image_binary_name() {
+  local path
+  path=$(image_binary_path "$1")
+  if [ "$path" != "$1" ]; then echo "${1%%=*}"; else basename "$1"; fi
+}
+
 # Builds an image. The caller sets IMAGE_ROLE, IMAGE_MODULES (array), IMAGE_PROGRAMS (array, may be
 # empty), IMAGE_INIT (its /init), IMAGE_HOSTNAME, and may set IMAGE_BINARIES (array: statically
-# linked programs of ours, built by meson, installed as /usr/bin/NAME without libraries) and define
+# linked programs of ours, built by meson, installed as /usr/bin/NAME without libraries, stripped;
+# an entry NAME=PATH installs PATH as /usr/bin/NAME) and define
 # image_customize ROOT for extra steps. Arguments: OUTDIR CACHEDIR AGENT_BINARY [STAMP]. Writes
 # OUTDIR/vmlinuz, OUTDIR/initrd.gz and OUTDIR/kernel-version; does nothing when no input changed
 # since the last build.
 image_build() {
   local out=$1 cache=$2 agent=$3 stamp=${4:-}
-  local key
+  local key b
+  local binaries=()
+  for b in ${IMAGE_BINARIES[@]+"${IMAGE_BINARIES[@]}"}; do
+    binaries+=("$(image_binary_path "$b")")
+  done
   key=$(image_inputs_key "$0" "${BASH_SOURCE[0]}" "$IMAGE_INIT" "$agent" ${IMAGE_PROGRAMS[@]+"${IMAGE_PROGRAMS[@]}"} \
-        ${IMAGE_BINARIES[@]+"${IMAGE_BINARIES[@]}"})
+        ${binaries[@]+"${binaries[@]}"})
   if [ -f "$out/initrd.gz" ] && [ "$(cat "$out/.key" 2>/dev/null)" = "$key" ]; then
     image_log "up to date ($out)"
   else
@@ -143,10 +159,10 @@ image_build() {
     fi
     install -m 0755 "$IMAGE_INIT" "$root/init"
     install -m 0755 "$agent" "$root/sbin/ddtk-guest-agent"
-    local b
     for b in ${IMAGE_BINARIES[@]+"${IMAGE_BINARIES[@]}"}; do
-      image_log "adding $(basename "$b")"
-      install -m 0755 "$b" "$root/usr/bin/$(basename "$b")"
+      image_log "adding $(image_binary_name "$b")"
+      # Stripped: the debugging information would be most of the image, and no debugger reads it there.
+      install -m 0755 -s "$(image_binary_path "$b")" "$root/usr/bin/$(image_binary_name "$b")"
     done
     echo "$IMAGE_HOSTNAME" > "$root/etc/hostname"
     if declare -F image_customize >/dev/null; then

@@ -37,4 +37,9 @@ done
 [ ! -e "/run/ddtk/$INSTANCE" ] && [ ! -e "/var/lib/ddtk/$INSTANCE-volumes.img" ] || fail "ddtk-blk's sockets or volumes were left behind"
 pgrep -f "ddtk-(blk|net).*/run/ddtk/$INSTANCE/" >/dev/null && fail "a ddtk-blk or ddtk-net of the demo still runs"
 ip netns list | grep -qw "ddtk-$INSTANCE" && fail "the demo's network namespace ddtk-$INSTANCE is left behind"
+. "$DDTK_SOURCE_ROOT/scripts/lib/peer-net.sh"
+peer_net_names "$INSTANCE"
+for link in "$PEER_UPLINK" "$PEER_TAP"; do
+  ip link show dev "$link" >/dev/null 2>&1 && fail "the demo's link $link is left behind"
+done
 pass "no domain and no state left"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "ddctl-proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -24,10 +25,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    cfg.dd.vcpus < 1 || cfg.dd.vcpus > DDTK_VCPUS_MAX || cfg.boot_timeout_s < 1 ||
 		    cfg.dd.disk_size_mib > DDTK_DISK_MIB_MAX || (cfg.state_dir[0] != '/'))
 			abort();
-		for (unsigned i = 0; i < cfg.n_clients; i++)
-			if (!ddtk_name_valid(cfg.clients[i].name) ||
-			    cfg.clients[i].memory_mib < DDTK_MEMORY_MIB_MIN || cfg.clients[i].vcpus < 1)
+		uint64_t volumes_end = 0;
+		for (unsigned i = 0; i < cfg.n_clients; i++) {
+			const struct ddtk_client_config *c = &cfg.clients[i];
+			if (!ddtk_name_valid(c->name) || c->memory_mib < DDTK_MEMORY_MIB_MIN || c->vcpus < 1 ||
+			    c->volume_queues < 1 || c->volume_queues > DDTK_VOLUME_QUEUES_MAX ||
+			    c->dd_nic_queues < 1 || c->dd_nic_queues > DDTK_NET_QUEUES_MAX ||
+			    (c->vhost_user_blk[0] && c->volume_mib) || (c->vhost_user_net[0] && c->dd_nic))
 				abort();
+			/* Volumes follow each other, aligned, and end within the DD's disk. */
+			uint64_t off, len;
+			if (ddtk_config_volume(&cfg, i, &off, &len) == 0) {
+				if (off < volumes_end || off % DDTK_VOLUME_ALIGN || len != c->volume_mib << 20 ||
+				    off + len > cfg.dd.disk_size_mib << 20)
+					abort();
+				volumes_end = off + len;
+			} else if (c->volume_mib) {
+				abort();
+			}
+		}
+		if (ddtk_config_uses_bridge(&cfg)) {
+			char path[DDTK_SOCKET_PATH_MAX];
+			if (cfg.n_clients > DDCTL_CLIENTS_MAX || ddtk_bridge_status_socket(&cfg, path) < 0 ||
+			    ddtk_bridge_ivshmem_socket(&cfg, DDCTL_SESSIONS_MAX, path) < 0)
+				abort();
+		}
+		if (cfg.dd.nic_tap[0] && cfg.dd.nic.kind != DDTK_DEVICE_EMULATED)
+			abort();
 	} else if (err.msg[0] == '\0') {
 		abort(); /* every failure says why */
 	}

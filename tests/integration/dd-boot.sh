@@ -19,6 +19,16 @@ expect_match "pvpanic" "$(in_vm dd 'ls /sys/bus/platform/drivers/pvpanic-mmio/')
 expect_match "vfio" "$(in_vm dd 'ls /dev/vfio; cat /proc/modules | cut -d" " -f1')" "vfio_pci"
 expect_match "iommu groups" "$(in_vm dd 'ls /sys/kernel/iommu_groups | wc -l')" "^[1-9][0-9]*$"
 expect_match "virtio-serial ports" "$(in_vm dd 'cat /sys/class/virtio-ports/*/name')" "org.ddtk.control.0"
+# ddtk-agent runs, has armed the watchdog, and waits for the bridge without spinning (a port
+# without a host reports POLLIN|POLLHUP; an agent that only reads would use all the CPU).
+expect_match "ddtk-agent" "$(in_vm dd 'pidof ddtk-agent')" "^[0-9]+$"
+expect_match "back-ends in the image" "$(in_vm dd 'ls /usr/bin/ddtk-blk /usr/bin/ddtk-net')" "ddtk-net"
+expect_match "watchdog armed" "$(in_vm dd 'cat /sys/class/watchdog/watchdog0/state')" "active"
+expect_eq "watchdog timeout" "$(in_vm dd 'cat /sys/class/watchdog/watchdog0/timeout')" 10
+in_vm dd 'test -d /run/ddtk/ivshmem' >/dev/null && pass "/run/ddtk/ivshmem exists"
+agent_cpu=$(in_vm dd 'p=$(pidof ddtk-agent); t0=$(awk "{print \$14 + \$15}" /proc/$p/stat); sleep 3; echo $(( $(awk "{print \$14 + \$15}" /proc/$p/stat) - t0 ))')
+[ "$agent_cpu" -lt 100 ] && pass "ddtk-agent idle without a bridge ($agent_cpu ticks in 3 s)" ||
+  fail "ddtk-agent busy without a bridge: $agent_cpu ticks of CPU in 3 s"
 
 # `up` on a running instance fails and leaves the running VM alone.
 set +e

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ddctl-proto.h"
 
 static struct ddtk_config cfg;
 static struct ddtk_err err;
@@ -33,6 +34,17 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.dd.memory_mib, 256);
 	assert_int_equal(cfg.dd.nic.kind, DDTK_DEVICE_EMULATED);
 	assert_string_equal(cfg.dd.watchdog_action, "none");
+	/* The default topology has nothing served from the driver domain: no bridge, no tap. */
+	assert_string_equal(cfg.dd.nic_tap, "");
+	assert_false(ddtk_config_uses_bridge(&cfg));
+	for (unsigned i = 0; i < cfg.n_clients; i++) {
+		assert_int_equal(cfg.clients[i].volume_mib, 0);
+		assert_false(cfg.clients[i].volume_read_only);
+		assert_int_equal(cfg.clients[i].volume_queues, 1);
+		assert_false(cfg.clients[i].dd_nic);
+		assert_int_equal(cfg.clients[i].dd_nic_queues, 1);
+	}
+	assert_int_equal(ddtk_config_check(&cfg, &err), 0);
 }
 
 static void test_full_file(void **state)
@@ -144,12 +156,172 @@ static void test_errors(void **state)
 		{ "[nope]\nx = 1\n", ":2:", "unknown section [nope]" },
 		{ "[ddtk]\nthis line has no equals sign\n", ":2:", "syntax error" },
 		{ "[ddtk]\naccel = tcg\n[driver-domain]\nvcpus = 1000\n", ":4:", "invalid value" },
+		{ "[ddtk]\nclients = a\n[client.a]\nvolume = 1T\n", ":4:", "[client.a] volume '1T' is not a size" },
+		{ "[ddtk]\nclients = a\n[client.a]\nvolume = -1\n", ":4:", "[client.a] volume '-1' is not a size" },
+		{ "[ddtk]\nclients = a\n[client.a]\nvolume = 99999999999G\n", ":4:", "is not a size" },
+		{ "[ddtk]\nclients = a\n[client.a]\nvolume-read-only = true\n", ":4:",
+		  "[client.a] volume-read-only must be yes or no, not 'true'" },
+		{ "[ddtk]\nclients = a\n[client.a]\nvolume-queues = 0\n", ":4:", "[client.a] volume-queues must be 1 to 16" },
+		{ "[ddtk]\nclients = a\n[client.a]\nvolume-queues = 17\n", ":4:", "volume-queues must be 1 to 16" },
+		{ "[ddtk]\nclients = a\n[client.a]\ndd-nic = on\n", ":4:", "[client.a] dd-nic must be yes or no" },
+		{ "[ddtk]\nclients = a\n[client.a]\ndd-nic-queues = 17\n", ":4:",
+		  "[client.a] dd-nic-queues must be 1 to 16 (queue pairs)" },
+		{ "[ddtk]\nclients = a\n[client.a]\ndd-nic-queues = x\n", ":4:", "dd-nic-queues must be" },
+		{ "[driver-domain]\nnic-tap = tap/0\n", ":2:", "nic-tap 'tap/0' is not a network interface name" },
+		{ "[driver-domain]\nnic-tap = ..\n", ":2:", "is not a network interface name" },
+		{ "[driver-domain]\nnic-tap = a:b\n", ":2:", "is not a network interface name" },
+		{ "[driver-domain]\nnic-tap = 0123456789abcdef\n", ":2:", "is not a network interface name" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int r = load(cases[i].text);
 		if (r >= 0 || !strstr(err.msg, cases[i].line) || !strstr(err.msg, cases[i].words))
 			fail_msg("case %zu (%s): r=%d msg='%s'", i, cases[i].text, r, err.msg);
 	}
+}
+
+static void test_driver_domain_devices(void **state)
+{
+	assert_int_equal(load("[ddtk]\n"
+			      "clients = a b c\n"
+			      "[driver-domain]\n"
+			      "disk-size = 4G\n"
+			      "nic-tap = ddtk123456d\n"
+			      "[client.a]\n"
+			      "volume = 1G\n"
+			      "volume-queues = 4\n"
+			      "dd-nic = yes\n"
+			      "dd-nic-queues = 2\n"
+			      "[client.c]\n"
+			      "volume = 1536M\n"
+			      "volume-read-only = yes\n"), 0);
+	assert_string_equal(cfg.dd.nic_tap, "ddtk123456d");
+	assert_true(ddtk_config_uses_bridge(&cfg));
+	const struct ddtk_client_config *a = &cfg.clients[0], *b = &cfg.clients[1], *c = &cfg.clients[2];
+	assert_int_equal(a->volume_mib, 1024);
+	assert_false(a->volume_read_only);
+	assert_int_equal(a->volume_queues, 4);
+	assert_true(a->dd_nic);
+	assert_int_equal(a->dd_nic_queues, 2);
+	assert_int_equal(b->volume_mib, 0);
+	assert_false(b->dd_nic);
+	assert_int_equal(c->volume_mib, 1536);
+	assert_true(c->volume_read_only);
+	assert_int_equal(c->volume_queues, 1);
+	assert_false(c->dd_nic);
+	/* Laid out in client order from 0; b has none, so c follows a directly. */
+	uint64_t off = 7, size = 7;
+	assert_int_equal(ddtk_config_volume(&cfg, 0, &off, &size), 0);
+	assert_int_equal(off, 0);
+	assert_int_equal(size, UINT64_C(1) << 30);
+	assert_int_equal(ddtk_config_volume(&cfg, 2, &off, &size), 0);
+	assert_int_equal(off, UINT64_C(1) << 30);
+	assert_int_equal(size, UINT64_C(1536) << 20);
+	off = size = 7;
+	assert_int_equal(ddtk_config_volume(&cfg, 1, &off, &size), -ENOENT);
+	assert_int_equal(ddtk_config_volume(&cfg, 3, &off, &size), -ENOENT);
+	assert_int_equal(off, 7);
+	assert_int_equal(size, 7);
+
+	/* A NIC alone is enough for the bridge; volume = 0 or empty means none. */
+	assert_int_equal(load("[ddtk]\nclients = a\n[client.a]\nvolume = 0\ndd-nic = yes\n"), 0);
+	assert_true(ddtk_config_uses_bridge(&cfg));
+	assert_int_equal(load("[ddtk]\nclients = a\n[client.a]\nvolume = 1G\nvolume =\ndd-nic = no\n"), 0);
+	assert_int_equal(cfg.clients[0].volume_mib, 0);
+	assert_false(ddtk_config_uses_bridge(&cfg));
+	/* nic-tap = (empty) is QEMU's user network again. */
+	assert_int_equal(load("[driver-domain]\nnic-tap = t0\nnic-tap =\n"), 0);
+	assert_string_equal(cfg.dd.nic_tap, "");
+}
+
+/* Volumes may fill the disk exactly, never more; the check sees the whole file, whatever the order
+ * of its sections. */
+static void test_volumes_fit_the_disk(void **state)
+{
+	assert_int_equal(load("[ddtk]\nclients = a b\n[client.a]\nvolume = 512M\n[client.b]\nvolume = 512M\n"
+			      "[driver-domain]\ndisk-size = 1G\n"), 0);
+	uint64_t off, size;
+	assert_int_equal(ddtk_config_volume(&cfg, 1, &off, &size), 0);
+	assert_int_equal(off + size, UINT64_C(1) << 30);
+
+	assert_true(load("[ddtk]\nclients = a b\n[client.a]\nvolume = 1G\n[client.b]\nvolume = 513\n") < 0);
+	/* No line number: the error is about several keys. */
+	assert_int_equal(strncmp(err.msg, "config: the clients' volumes need 1537 MiB (a 1024 + b 513)", 59), 0);
+	assert_non_null(strstr(err.msg, "has 1024 MiB ([driver-domain] disk-size)"));
+}
+
+static void test_conflicting_devices(void **state)
+{
+	assert_true(load("[ddtk]\nclients = a b\n[client.b]\nvhost-user-blk = /run/b.sock\nvolume = 1M\n") < 0);
+	assert_non_null(strstr(err.msg, "[client.b] has both vhost-user-blk and volume"));
+	assert_true(load("[ddtk]\nclients = a b\n[client.a]\ndd-nic = yes\nvhost-user-net = /run/a.sock\n") < 0);
+	assert_non_null(strstr(err.msg, "[client.a] has both vhost-user-net and dd-nic"));
+	/* One from each is fine. */
+	assert_int_equal(load("[ddtk]\nclients = a\n[client.a]\nvhost-user-blk = /run/a-blk.sock\ndd-nic = yes\n"), 0);
+	assert_int_equal(load("[ddtk]\nclients = a\n[client.a]\nvhost-user-net = /run/a-net.sock\nvolume = 8M\n"), 0);
+	/* A passed-through NIC has no tap. */
+	assert_true(load("[driver-domain]\nnic = pci:03:00.0\nnic-tap = t0\n") < 0);
+	assert_non_null(strstr(err.msg, "nic-tap is for nic = emulated"));
+}
+
+/* With the bridge, every client needs two of the DD's hot-plug slots: at most DDCTL_CLIENTS_MAX. */
+static void test_bridge_client_limit(void **state)
+{
+	char text[2048];
+	int n = snprintf(text, sizeof(text), "[ddtk]\nclients =");
+	for (int i = 0; i < DDCTL_CLIENTS_MAX + 1; i++)
+		n += snprintf(text + n, sizeof(text) - (size_t)n, " c%d", i);
+	/* Without DD-served devices, 16 clients are fine. */
+	assert_int_equal(load(text), 0);
+	assert_int_equal(cfg.n_clients, DDCTL_CLIENTS_MAX + 1);
+	snprintf(text + n, sizeof(text) - (size_t)n, "\n[client.c3]\ndd-nic = yes\n");
+	assert_true(load(text) < 0);
+	assert_non_null(strstr(err.msg, "16 clients, but at most 15 when any has a volume or dd-nic"));
+}
+
+static void test_bridge_paths(void **state)
+{
+	char path[DDTK_STATE_PATH_MAX], sock[DDTK_SOCKET_PATH_MAX];
+	assert_int_equal(load("[ddtk]\ninstance = i1\nstate-dir = /srv/ddtk\nclients = web db\n"
+			      "[client.db]\nvolume = 64M\ndd-nic = yes\n"), 0);
+	assert_int_equal(ddtk_bridge_dir(&cfg, path), 0);
+	assert_string_equal(path, "/srv/ddtk/i1/bridge");
+	assert_int_equal(ddtk_bridge_pid_file(&cfg, path), 0);
+	assert_string_equal(path, "/srv/ddtk/i1/bridge.pid");
+	assert_int_equal(ddtk_bridge_log_file(&cfg, path), 0);
+	assert_string_equal(path, "/srv/ddtk/i1/bridge.log");
+	assert_int_equal(ddtk_bridge_status_socket(&cfg, sock), 0);
+	assert_string_equal(sock, "/srv/ddtk/i1/bridge/bridge.sock");
+	assert_int_equal(ddtk_bridge_blk_socket(&cfg, 1, sock), 0);
+	assert_string_equal(sock, "/srv/ddtk/i1/bridge/db-blk.sock");
+	assert_int_equal(ddtk_bridge_net_socket(&cfg, 0, sock), 0);
+	assert_string_equal(sock, "/srv/ddtk/i1/bridge/web-net.sock");
+	assert_int_equal(ddtk_bridge_blk_socket(&cfg, 2, sock), -ENOENT);
+	assert_int_equal(ddtk_bridge_ivshmem_socket(&cfg, 0, sock), 0);
+	assert_string_equal(sock, "/srv/ddtk/i1/bridge/ivshmem-0.sock");
+	assert_int_equal(ddtk_bridge_ivshmem_socket(&cfg, DDCTL_SESSIONS_MAX, sock), 0);
+	assert_string_equal(sock, "/srv/ddtk/i1/bridge/ivshmem-30.sock");
+	assert_int_equal(ddtk_bridge_ivshmem_socket(&cfg, DDCTL_SESSIONS_MAX + 1, sock), -ERANGE);
+	assert_string_equal(sock, "");
+
+	/* A state folder too deep for a Unix socket's 107 characters is refused when (and only when)
+	 * the bridge runs; -i's instance counts, so the CLI checks again after it. */
+	char text[512], deep[128];
+	memset(deep, 'd', 90);
+	deep[90] = '\0';
+	snprintf(text, sizeof(text), "[ddtk]\nstate-dir = /%s\nclients = a\n", deep);
+	assert_int_equal(load(text), 0);
+	assert_int_equal(ddtk_bridge_status_socket(&cfg, sock), -ENAMETOOLONG);
+	assert_string_equal(sock, "");
+	snprintf(text, sizeof(text), "[ddtk]\nstate-dir = /%s\nclients = a\n[client.a]\nvolume = 1M\n", deep);
+	assert_true(load(text) < 0);
+	assert_non_null(strstr(err.msg, "/bridge/bridge.sock would be longer than a Unix socket path"));
+	memset(deep, 'd', 60);
+	deep[60] = '\0';
+	snprintf(text, sizeof(text), "[ddtk]\nstate-dir = /%s\nclients = a\n[client.a]\nvolume = 1M\n", deep);
+	assert_int_equal(load(text), 0);
+	snprintf(cfg.instance, sizeof(cfg.instance), "%s", "a-rather-long-instance-name-x");
+	assert_int_equal(ddtk_config_check(&cfg, &err), -ENAMETOOLONG);
+	assert_non_null(strstr(err.msg, "would be longer than a Unix socket path"));
 }
 
 static void test_first_error_wins(void **state)
@@ -278,6 +450,11 @@ int main(void)
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_empty_client_list),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_driver_domain_devices),
+		cmocka_unit_test(test_volumes_fit_the_disk),
+		cmocka_unit_test(test_conflicting_devices),
+		cmocka_unit_test(test_bridge_client_limit),
+		cmocka_unit_test(test_bridge_paths),
 		cmocka_unit_test(test_first_error_wins),
 		cmocka_unit_test(test_file_missing),
 		cmocka_unit_test(test_file),

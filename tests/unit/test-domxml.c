@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "agent-proto.h"
+#include "ddctl-proto.h"
 #include "domxml.h"
 
 static struct ddtk_device emulated = { .kind = DDTK_DEVICE_EMULATED };
@@ -49,18 +50,25 @@ struct doc {
 	xmlXPathContextPtr ctx;
 };
 
-static struct doc build(const struct vm_spec *spec)
+/* Parses xml (and frees it) for XPath queries, with the ddtk and qemu prefixes bound. */
+static struct doc parse(char *xml)
 {
-	char *xml = NULL;
-	struct ddtk_err err;
-	assert_int_equal(vm_xml_build(spec, &xml, &err), 0);
 	struct doc d;
 	d.doc = xmlReadMemory(xml, (int)strlen(xml), "t.xml", NULL, XML_PARSE_NONET);
 	free(xml);
 	assert_non_null(d.doc);
 	d.ctx = xmlXPathNewContext(d.doc);
 	xmlXPathRegisterNs(d.ctx, BAD_CAST "ddtk", BAD_CAST VM_METADATA_NS);
+	xmlXPathRegisterNs(d.ctx, BAD_CAST "qemu", BAD_CAST VM_QEMU_NS);
 	return d;
+}
+
+static struct doc build(const struct vm_spec *spec)
+{
+	char *xml = NULL;
+	struct ddtk_err err;
+	assert_int_equal(vm_xml_build(spec, &xml, &err), 0);
+	return parse(xml);
 }
 
 static void doc_free(struct doc *d)
@@ -132,7 +140,151 @@ static void test_dd_emulated(void **state)
 	assert_xpath(&d, "/domain/on_crash", "destroy");
 	assert_int_equal(xcount(&d, "/domain/memoryBacking"), 0);
 	assert_int_equal(xcount(&d, "/domain/cpu"), 0);
+	/* Without the bridge, libvirt lays out the PCI buses itself: no controllers, no addresses. */
+	assert_xpath(&d, "/domain/devices/interface/@type", "user");
+	assert_int_equal(xcount(&d, "/domain/devices/controller[@type='pci']"), 0);
+	assert_int_equal(xcount(&d, "//address"), 0);
+	assert_int_equal(xcount(&d, "/domain/qemu:commandline"), 0);
 	doc_free(&d);
+}
+
+/* With the bridge: the fixed hot-plug bus and its window, the DD's own devices off it. */
+static void test_dd_hotplug_bridge(void **state)
+{
+	struct vm_spec s = dd_spec();
+	s.hotplug_window = UINT64_C(4) << 30;
+	struct doc d = build(&s);
+	assert_int_equal(xcount(&d, "/domain/devices/controller[@type='pci']"), 4);
+	assert_xpath(&d, "/domain/devices/controller[@type='pci'][@index='0']/@model", "pcie-root");
+	assert_xpath(&d, "/domain/devices/controller[@type='pci'][@index='1']/@model", "pcie-root-port");
+	assert_xpath(&d, "/domain/devices/controller[@type='pci'][@index='2']/@model", "pcie-to-pci-bridge");
+	assert_xpath(&d, "/domain/devices/controller[@index='2']/address/@bus", "0x01");
+	assert_xpath(&d, "/domain/devices/controller[@index='2']/address/@slot", "0x00");
+	assert_xpath(&d, "/domain/devices/controller[@type='pci'][@index='3']/@model", "pci-bridge");
+	assert_xpath(&d, "/domain/devices/controller[@index='3']/address/@type", "pci");
+	assert_xpath(&d, "/domain/devices/controller[@index='3']/address/@bus", "0x02");
+	assert_xpath(&d, "/domain/devices/controller[@index='3']/address/@slot", "0x01");
+	/* e1000 and watchdog on the root bus: not in the ivshmem devices' IOMMU group, not in their
+	 * slots. */
+	assert_xpath(&d, "/domain/devices/interface/address/@bus", "0x00");
+	assert_xpath(&d, "/domain/devices/interface/address/@slot", "0x10");
+	assert_xpath(&d, "/domain/devices/watchdog/address/@bus", "0x00");
+	assert_xpath(&d, "/domain/devices/watchdog/address/@slot", "0x11");
+	assert_int_equal(xcount(&d, "//address[@bus='0x03']"), 0);
+	/* SeaBIOS's reserve behind the pci-bridge, through QEMU's command line. */
+	assert_int_equal(xcount(&d, "/domain/qemu:commandline/qemu:arg"), 2);
+	assert_xpath(&d, "/domain/qemu:commandline/qemu:arg[1]/@value", "-global");
+	assert_xpath(&d, "/domain/qemu:commandline/qemu:arg[2]/@value", "pci-bridge.pref64-reserve=4294967296");
+	doc_free(&d);
+
+	/* Passed-through devices too: the host's integrated SATA controller is conventional PCI. */
+	s.nic = &nic_pt;
+	s.disk = &sata_pt;
+	d = build(&s);
+	assert_int_equal(xcount(&d, "/domain/devices/interface"), 0);
+	assert_xpath(&d, "/domain/devices/hostdev[source/address/@bus='0x03']/address/@bus", "0x00");
+	assert_xpath(&d, "/domain/devices/hostdev[source/address/@bus='0x03']/address/@slot", "0x10");
+	assert_xpath(&d, "/domain/devices/hostdev[source/address/@slot='0x1f']/address/@slot", "0x12");
+	assert_xpath(&d, "/domain/devices/watchdog/address/@slot", "0x11");
+	doc_free(&d);
+	/* Without the bridge, libvirt places them. */
+	s.hotplug_window = 0;
+	d = build(&s);
+	assert_int_equal(xcount(&d, "/domain/devices/hostdev/address"), 0);
+	doc_free(&d);
+
+	/* Clients never get any of it. */
+	struct vm_spec c = client_spec();
+	c.hotplug_window = UINT64_C(1) << 30;
+	d = build(&c);
+	assert_int_equal(xcount(&d, "/domain/devices/controller[@type='pci']"), 0);
+	assert_int_equal(xcount(&d, "/domain/qemu:commandline"), 0);
+	doc_free(&d);
+}
+
+static void test_dd_nic_tap(void **state)
+{
+	struct vm_spec s = dd_spec();
+	s.nic_tap = "ddtk123456d";
+	struct doc d = build(&s);
+	assert_xpath(&d, "/domain/devices/interface/@type", "ethernet");
+	assert_xpath(&d, "/domain/devices/interface/target/@dev", "ddtk123456d");
+	/* libvirt uses the tap as it is: it neither creates nor deletes nor configures it. */
+	assert_xpath(&d, "/domain/devices/interface/target/@managed", "no");
+	assert_xpath(&d, "/domain/devices/interface/model/@type", "e1000");
+	doc_free(&d);
+}
+
+static void test_hotplug_window(void **state)
+{
+	struct ddtk_config cfg;
+	struct ddtk_err err;
+	ddtk_config_init(&cfg);
+	assert_int_equal(vm_dd_hotplug_window(&cfg), 0);
+	/* One 512 MiB client's NIC + the state device: the 1 GiB floor. */
+	assert_int_equal(ddtk_config_load_string(&cfg, "[client.a]\ndd-nic = yes\n", &err), 0);
+	assert_int_equal(vm_dd_hotplug_window(&cfg), UINT64_C(1) << 30);
+	/* a: volume + NIC of 512 MiB = 1 GiB; b: 700 MiB rounds up to 1 GiB; + 32 MiB -> 4 GiB. */
+	assert_int_equal(ddtk_config_load_string(&cfg, "[driver-domain]\ndisk-size = 4G\n"
+						 "[client.a]\nvolume = 1G\n[client.b]\nmemory = 700\n"
+						 "volume = 512M\n", &err), 0);
+	assert_int_equal(vm_dd_hotplug_window(&cfg), UINT64_C(4) << 30);
+	/* 15 clients of 2 GiB, each with both devices: 60 GiB + 32 MiB -> 64 GiB. */
+	char text[4096];
+	int n = snprintf(text, sizeof(text), "[ddtk]\nclients =");
+	for (int i = 0; i < DDCTL_CLIENTS_MAX; i++)
+		n += snprintf(text + n, sizeof(text) - (size_t)n, " c%d", i);
+	n += snprintf(text + n, sizeof(text) - (size_t)n, "\n[driver-domain]\ndisk-size = 64G\n");
+	for (int i = 0; i < DDCTL_CLIENTS_MAX; i++)
+		n += snprintf(text + n, sizeof(text) - (size_t)n, "[client.c%d]\nmemory = 2G\nvolume = 1G\ndd-nic = yes\n", i);
+	ddtk_config_init(&cfg);
+	assert_int_equal(ddtk_config_load_string(&cfg, text, &err), 0);
+	assert_int_equal(vm_dd_hotplug_window(&cfg), UINT64_C(64) << 30);
+}
+
+static void test_ivshmem_device(void **state)
+{
+	char *xml = NULL;
+	struct ddtk_err err;
+	assert_int_equal(vm_xml_ivshmem(3, "/var/lib/ddtk/t/bridge/ivshmem-3.sock", 5, &xml, &err), 0);
+	struct doc d = parse(xml);
+	assert_xpath(&d, "/shmem/@name", "ddtk-s3");
+	assert_xpath(&d, "/shmem/model/@type", "ivshmem-doorbell");
+	assert_xpath(&d, "/shmem/server/@path", "/var/lib/ddtk/t/bridge/ivshmem-3.sock");
+	assert_xpath(&d, "/shmem/msi/@vectors", "5");
+	assert_xpath(&d, "/shmem/msi/@ioeventfd", "on");
+	/* ua-: a user alias, which libvirt keeps, so the bridge can unplug it by that name. */
+	assert_xpath(&d, "/shmem/alias/@name", "ua-ddtk-s3");
+	assert_xpath(&d, "/shmem/address/@type", "pci");
+	assert_xpath(&d, "/shmem/address/@domain", "0x0000");
+	assert_xpath(&d, "/shmem/address/@bus", "0x03");
+	assert_xpath(&d, "/shmem/address/@slot", "0x03");
+	assert_xpath(&d, "/shmem/address/@function", "0x0");
+	assert_int_equal(xcount(&d, "/shmem/size"), 0); /* the server's memory decides */
+	doc_free(&d);
+
+	/* The state device: session 0, the last slot. */
+	assert_int_equal(vm_xml_ivshmem(0, "/s/ivshmem-0.sock", 1, &xml, &err), 0);
+	d = parse(xml);
+	assert_xpath(&d, "/shmem/@name", "ddtk-s0");
+	assert_xpath(&d, "/shmem/alias/@name", "ua-ddtk-s0");
+	assert_xpath(&d, "/shmem/address/@slot", "0x1f");
+	assert_xpath(&d, "/shmem/msi/@vectors", "1");
+	doc_free(&d);
+	assert_int_equal(DDCTL_STATE_SLOT, 0x1f);
+
+	assert_int_equal(vm_xml_ivshmem(DDCTL_SESSIONS_MAX, "/s/ivshmem-30.sock", VM_IVSHMEM_VECTORS_MAX, &xml, &err), 0);
+	d = parse(xml);
+	assert_xpath(&d, "/shmem/address/@slot", "0x1e");
+	doc_free(&d);
+
+	xml = NULL;
+	assert_int_equal(vm_xml_ivshmem(DDCTL_SESSIONS_MAX + 1, "/s/x.sock", 1, &xml, &err), -ERANGE);
+	assert_int_equal(vm_xml_ivshmem(1, "/s/x.sock", 0, &xml, &err), -ERANGE);
+	assert_int_equal(vm_xml_ivshmem(1, "/s/x.sock", VM_IVSHMEM_VECTORS_MAX + 1, &xml, &err), -ERANGE);
+	assert_int_equal(vm_xml_ivshmem(1, "x.sock", 1, &xml, &err), -EINVAL);
+	assert_int_equal(vm_xml_ivshmem(1, NULL, 1, &xml, &err), -EINVAL);
+	assert_null(xml);
 }
 
 static void test_dd_passthrough(void **state)
@@ -259,6 +411,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dd_emulated),
 		cmocka_unit_test(test_dd_passthrough),
+		cmocka_unit_test(test_dd_hotplug_bridge),
+		cmocka_unit_test(test_dd_nic_tap),
+		cmocka_unit_test(test_hotplug_window),
+		cmocka_unit_test(test_ivshmem_device),
 		cmocka_unit_test(test_client),
 		cmocka_unit_test(test_client_vhost_user_disk),
 		cmocka_unit_test(test_client_vhost_user_nic),

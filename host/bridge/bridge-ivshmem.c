@@ -1,0 +1,197 @@
+/* The bridge as ivshmem server (QEMU's docs/specs/ivshmem-spec.rst) of one ivshmem-doorbell device
+ * of the DD: the DD's QEMU connects when the device is plugged and gets the shared memory (a
+ * client's RAM fd, or the state memfd) and the eventfds: its own vectors are the client's kick
+ * eventfds (a kick becomes an MSI-X interrupt in the DD), the vectors of peer DDCTL_CLIENT_PEER_ID
+ * are the client's call eventfds (a Doorbell write in the DD signals the client). The kernel carries
+ * every notification; no bridge thread is on the data path. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bridge.h"
+#include "vu-backend.h"
+
+/* One message: a little-endian int64 and at most one fd. */
+static int iv_send(int fd, int64_t value, int passed_fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &value, .iov_len = sizeof(value) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (passed_fd >= 0) {
+		memset(cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &passed_fd, sizeof(int));
+	}
+	/* Eight bytes on a fresh Unix socket: never partial; a full buffer means a QEMU that does
+	 * not read, which the caller treats as a broken connection. */
+	ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0)
+		return -errno;
+	return n == sizeof(value) ? 0 : -EIO;
+}
+
+static struct bridge_session *iv_session(struct bridge *b, struct bridge_ivshmem *iv)
+{
+	return iv == &b->state_iv ? NULL : vu_container_of(iv, struct bridge_session, iv);
+}
+
+static int vector_fd(struct bridge_session *s, struct bridge_ivshmem *iv, bool own, unsigned i)
+{
+	if (s && i < s->nqueues) {
+		int fd = own ? s->q[i].kick_fd : s->q[i].call_fd;
+		if (fd >= 0)
+			return fd;
+	}
+	return iv->dummy_fd;
+}
+
+static int send_peer_vectors(struct bridge *b, struct bridge_ivshmem *iv)
+{
+	struct bridge_session *s = iv_session(b, iv);
+	int r;
+
+	if (!s)
+		return 0;
+	for (unsigned i = 0; i < iv->vectors; i++) {
+		r = iv_send(iv->conn_fd, DDCTL_CLIENT_PEER_ID, vector_fd(s, iv, false, i));
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int send_setup(struct bridge *b, struct bridge_ivshmem *iv)
+{
+	struct bridge_session *s = iv_session(b, iv);
+	int r;
+
+	if (iv->mem_fd < 0)
+		return -ENODEV;
+	r = iv_send(iv->conn_fd, 0, -1); /* protocol version */
+	if (r == 0)
+		r = iv_send(iv->conn_fd, iv->id, -1);
+	if (r == 0)
+		r = iv_send(iv->conn_fd, -1, iv->mem_fd);
+	if (r == 0)
+		r = send_peer_vectors(b, iv);
+	/* QEMU numbers a peer's vectors in the order they come: own vector i is queue i's kick. */
+	for (unsigned i = 0; r == 0 && i < iv->vectors; i++) {
+		r = iv_send(iv->conn_fd, iv->id, vector_fd(s, iv, true, i));
+		if (r == 0 && s && i < s->nqueues && s->q[i].kick_fd >= 0)
+			s->q[i].kick_plugged = true;
+	}
+	return r;
+}
+
+static void on_conn(struct vu_watch *w, uint32_t events)
+{
+	struct bridge_ivshmem *iv = vu_container_of(w, struct bridge_ivshmem, conn_watch);
+	char buf[64];
+
+	/* QEMU never sends anything; readable means it closed (device unplugged or DD gone). */
+	ssize_t n = recv(iv->conn_fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) || (events & (EPOLLHUP | EPOLLERR)))
+		bridge_ivshmem_drop(iv);
+}
+
+static void on_listen(struct vu_watch *w, uint32_t events)
+{
+	struct bridge_ivshmem *iv = vu_container_of(w, struct bridge_ivshmem, listen_watch);
+	struct bridge *b = iv->b;
+	int fd = accept4(iv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	int r;
+
+	if (fd < 0)
+		return;
+	/* One device, one QEMU: a new connection (the next DD) replaces a stale one. */
+	bridge_ivshmem_drop(iv);
+	iv->conn_fd = fd;
+	r = send_setup(b, iv);
+	if (r < 0) {
+		fprintf(stderr, "ddtk-bridge: ivshmem device %u: setup failed: %s\n", iv->id, strerror(-r));
+		bridge_ivshmem_drop(iv);
+		return;
+	}
+	vu_loop_add(&b->loop, &iv->conn_watch, fd, EPOLLIN, on_conn);
+}
+
+int bridge_ivshmem_init(struct bridge *b, struct bridge_ivshmem *iv, unsigned id, const char *path)
+{
+	int r;
+
+	memset(iv, 0, sizeof(*iv));
+	iv->b = b;
+	iv->id = id;
+	iv->listen_fd = iv->conn_fd = iv->mem_fd = -1;
+	snprintf(iv->path, sizeof(iv->path), "%s", path);
+	iv->dummy_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (iv->dummy_fd < 0)
+		return -errno;
+	r = vu_socket_listen(path, &iv->listen_fd);
+	if (r < 0)
+		return r;
+	/* libvirt's QEMU (libvirt-qemu:kvm) connects: group kvm, not the world. */
+	gid_t gid;
+	r = vu_parse_group("kvm", &gid);
+	if (r == 0)
+		r = vu_socket_set_group(path, gid);
+	if (r < 0)
+		return r;
+	return vu_loop_add(&b->loop, &iv->listen_watch, iv->listen_fd, EPOLLIN, on_listen);
+}
+
+void bridge_ivshmem_drop(struct bridge_ivshmem *iv)
+{
+	if (iv->conn_fd < 0)
+		return;
+	struct bridge *b = iv->b;
+	struct bridge_session *s = iv_session(b, iv);
+
+	vu_loop_del(&b->loop, &iv->conn_watch);
+	close(iv->conn_fd);
+	iv->conn_fd = -1;
+	if (s)
+		for (unsigned i = 0; i < s->nqueues; i++)
+			s->q[i].kick_plugged = false;
+	/* QEMU closes the connection when the device goes: the surest sign it is gone. */
+	bridge_device_detached(b, iv->id, 0, NULL);
+}
+
+void bridge_ivshmem_close(struct bridge_ivshmem *iv)
+{
+	bridge_ivshmem_drop(iv);
+	if (iv->listen_fd >= 0) {
+		vu_loop_del(&iv->b->loop, &iv->listen_watch);
+		close(iv->listen_fd);
+		unlink(iv->path);
+		iv->listen_fd = -1;
+	}
+	if (iv->dummy_fd >= 0)
+		close(iv->dummy_fd);
+	iv->dummy_fd = -1;
+}
+
+int bridge_ivshmem_resend_peer(struct bridge *b, struct bridge_ivshmem *iv)
+{
+	int r;
+
+	if (iv->conn_fd < 0)
+		return 0;
+	/* A peer id without fd is "peer gone": QEMU closes that peer's eventfds; then the new set. */
+	r = iv_send(iv->conn_fd, DDCTL_CLIENT_PEER_ID, -1);
+	if (r == 0)
+		r = send_peer_vectors(b, iv);
+	if (r < 0)
+		bridge_ivshmem_drop(iv);
+	return r;
+}
