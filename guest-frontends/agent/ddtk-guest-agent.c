@@ -234,12 +234,13 @@ static void agent_handle_frame(struct agent *a, const struct agent_frame *f)
 	}
 }
 
-static void agent_read_port(struct agent *a)
+/* Returns the bytes read: 0 (or -1) when there was nothing. */
+static ssize_t agent_read_port(struct agent *a)
 {
 	uint8_t buf[4096];
 	ssize_t n = read(a->port_fd, buf, sizeof(buf));
 	if (n <= 0)
-		return;
+		return n;
 	a->host_gone = false;
 	size_t off = 0;
 	while (off < (size_t)n) {
@@ -250,6 +251,7 @@ static void agent_read_port(struct agent *a)
 		while (agent_decoder_next(&a->dec, &f) == 1)
 			agent_handle_frame(a, &f);
 	}
+	return n;
 }
 
 static int agent_run(struct agent *a)
@@ -271,9 +273,9 @@ static int agent_run(struct agent *a)
 			kill(-a->job.pid, SIGKILL);
 			a->job.timed_out = true;
 		}
-		if (pfd[0].revents & POLLIN) {
-			agent_read_port(a);
-		} else if (pfd[0].revents & POLLHUP) {
+		/* A port without a host reports POLLIN and POLLHUP with nothing to read: only a read
+		 * that got something means the host is there (else this loop would spin a vCPU). */
+		if ((pfd[0].revents & (POLLIN | POLLHUP)) && agent_read_port(a) <= 0 && (pfd[0].revents & POLLHUP)) {
 			/* No host connected: a half-received frame will never complete. Start afresh
 			 * when the host comes back; poll would report HUP at once, so wait a little. */
 			agent_decoder_init(&a->dec);
