@@ -21,6 +21,7 @@
 #include "progress.h"
 #include "relay-cut.h"
 #include "stats-json.h"
+#include "vfio-broker.h"
 
 /* ---------- options ---------- */
 
@@ -165,6 +166,10 @@ struct agent {
 	struct session sessions[DDCTL_SESSIONS_MAX + 1];   /* by id; [0] unused */
 	struct backend backends[_BACKEND_KIND_LAST];
 	struct devices devices;
+	/* Holds the ivshmem devices' VFIO group(s) and hands device fds to the back-ends: one IOMMU
+	 * group can be open in one process only. */
+	struct vfio_broker broker;
+	bool broker_up;
 	struct watchdog wd;
 	int64_t next_health_ms;
 	bool healthy;

@@ -84,6 +84,11 @@ static void on_signal(struct agent *a, void *ctx, uint64_t tag, short revents)
 	}
 }
 
+static void on_broker(struct agent *a, void *ctx, uint64_t tag, short revents)
+{
+	vfio_broker_handle(&a->broker);
+}
+
 static int agent_run(struct agent *a)
 {
 	static struct loop l;
@@ -100,6 +105,8 @@ static int agent_run(struct agent *a)
 		health_timers(a, &l, now);
 
 		loop_add(&l, a->signal_fd, POLLIN, on_signal, NULL, 0);
+		if (a->broker_up)
+			loop_add(&l, vfio_broker_fd(&a->broker), POLLIN, on_broker, NULL, 0);
 		port_prepare(a, &l, now);
 		session_prepare(a, &l);
 		health_prepare(a, &l);
@@ -251,6 +258,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ddtk-agent: mkdir %s: %s\n", ivshmem_dir, strerror(errno));
 		return 1;
 	}
+	char broker_path[BACKEND_RUN_DIR_MAX + 16];
+	snprintf(broker_path, sizeof(broker_path), "%s/vfio.sock", a.opt.backend.run_dir);
+	int br = vfio_broker_init(&a.broker, broker_path);
+	a.broker_up = br == 0;
+	if (br < 0)
+		fprintf(stderr, "ddtk-agent: VFIO broker on %s: %s\n", broker_path, a.broker.error);
 	a.boot_id = boot_id_new();
 	a.healthy = true;
 	port_init(&a.port);
@@ -263,6 +276,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		agent_log("event loop: %s", strerror(-r));
 	backend_stop_all(&a);
+	vfio_broker_close(&a.broker);
 	/* The watchdog fd is left open to the exit, without the magic close: the DD is reset when the
 	 * timeout runs out, as it must be when its agent is gone. */
 	return r < 0 ? 1 : 0;

@@ -104,16 +104,14 @@ static bool device_setup(struct agent *a, struct ivshmem_device *d)
 		device_fail(d, "cannot bind to vfio-pci: %s", strerror(-r));
 		return false;
 	}
-	r = vfio_read_bar0_u32(d->bdf, IVSHMEM_REG_IVPOSITION, &pos);
+	if (!a->broker_up) {
+		device_fail(d, "no VFIO broker");
+		return false;
+	}
+	r = vfio_broker_add_device(&a->broker, d->bdf, &pos);
 	if (r < 0) {
-		int r2 = sysfs_read_bar0_u32(d->bdf, IVSHMEM_REG_IVPOSITION, &pos);
-		if (r2 < 0) {
-			device_fail(d, "cannot read IVPosition: through VFIO: %s; through sysfs: %s", strerror(-r),
-				    strerror(-r2));
-			return false;
-		}
-		if (d->attempts == 1)
-			agent_log("ivshmem %s: IVPosition read through sysfs (VFIO: %s)", d->bdf, strerror(-r));
+		device_fail(d, "cannot open it through VFIO: %s", a->broker.error);
+		return false;
 	}
 	/* The bridge numbers devices by session (0 is the state device); anything else is not ours to
 	 * serve, but is still linked and reported: the bridge decides. -1 is a device that has no
@@ -156,6 +154,8 @@ static void device_gone(struct agent *a, struct ivshmem_device *d)
 				(void)unlink(path);
 		}
 		agent_log("ivshmem %s (IVPosition %u) removed", d->bdf, d->ivposition);
+		if (a->broker_up)
+			vfio_broker_remove_device(&a->broker, d->bdf);
 		device_report(a, d, DDCTL_MSG_DEVICE_REMOVED);
 	} else {
 		agent_log("ivshmem %s removed", d->bdf);

@@ -30,9 +30,16 @@ static inline unsigned ddctl_session_net(unsigned client_index) { return 2 * cli
 #define DDCTL_STATE_AREA (UINT64_C(1) << 20)
 #define DDCTL_STATE_SIZE (UINT64_C(32) << 20)   /* a power of two >= (DDCTL_SESSIONS_MAX + 1) areas */
 
-/* The ivshmem protocol's peer id of "the client" on every session device: Doorbell = (peer << 16) |
- * queue index signals the client's call eventfd of that queue. Own vector i = queue i's kick. */
-#define DDCTL_CLIENT_PEER_ID 0
+/* Own vector i of a session's device = queue i's kick. The client's call eventfds are the vectors of
+ * a peer whose id the bridge chooses: Doorbell = (peer << 16) | queue index signals queue index's
+ * call eventfd. The id changes whenever the client replaces a call fd: QEMU 7.2's ivshmem frees a
+ * peer's vectors on disconnect, then writes into the freed array if the same id connects again and
+ * frees it again when the device goes; so every set of call fds gets a fresh id (from
+ * DDCTL_PEER_ID_FIRST, never an own id) and no id is ever disconnected. The current id is a u32 in area 0 of the state device (no session uses it):
+ * the session's control block at DDCTL_STATE_CTL_OFFSET(s), stored by the bridge (release) and read
+ * by the back-end before each Doorbell write (acquire). */
+#define DDCTL_PEER_ID_FIRST 64
+#define DDCTL_STATE_CTL_OFFSET(s) ((uint64_t)(s) * 64)
 
 /* In the DD: the listening vhost-user socket of session s (served by ddtk-blk or ddtk-net started
  * by ddtk-agent), and the link ddtk-agent makes to an ivshmem device once it is bound to vfio-pci:
@@ -40,6 +47,17 @@ static inline unsigned ddctl_session_net(unsigned client_index) { return 2 * cli
 #define DDCTL_RUN_DIR "/run/ddtk"
 #define DDCTL_SESSION_SOCKET_FMT DDCTL_RUN_DIR "/s%u.sock"
 #define DDCTL_IVSHMEM_DIR DDCTL_RUN_DIR "/ivshmem"
+
+/* The VFIO broker. The DD's ivshmem devices sit behind one conventional PCI bridge, so they are
+ * one IOMMU group, and the kernel lets one process hold a group: ddtk-agent holds the container and
+ * the groups and hands out VFIO device fds (which work in any process) on this socket.
+ * SOCK_SEQPACKET, one request per connection:
+ *   request: one packet, the u32 IVPosition wanted (little-endian; nothing else);
+ *   reply:   one packet, i32 status (little-endian: 0, or -errno: -ENODEV for no such device,
+ *            -EBADMSG for a malformed request), then the device's PCI address as text, without
+ *            NUL (may be empty on error); on success a new device fd of it comes with it
+ *            (SCM_RIGHTS, exactly one). The client checks the device's IVPosition register itself. */
+#define DDCTL_VFIO_SOCKET DDCTL_RUN_DIR "/vfio.sock"
 
 enum ddctl_msg_type {
 	/* bridge -> agent, id 0: u32 protocol version, then the topology text: one line per session,

@@ -137,8 +137,11 @@ static int handle_mem_table(struct bridge_session *s, struct vu_msg *msg)
 		msg->fds[0] = -1;
 		s->mem_dev = st0.st_dev;
 		s->mem_ino = st0.st_ino;
-		if (s->device != BRIDGE_DEVICE_NONE)
+		if (s->device != BRIDGE_DEVICE_NONE) {
+			fprintf(stderr, "ddtk-bridge: session %u (%s): new memory file: re-plugging its device\n", s->id,
+				s->client_name);
 			s->want_replug = true;
+		}
 	}
 	vu_msg_close_fds(msg);
 	return 0;
@@ -271,7 +274,7 @@ static bool handle(struct bridge_session *s, struct vu_msg *msg)
 	case VU_REQ_GET_CONFIG:
 		if (answer_from_cache(s, msg))
 			return true;
-		if (s->dd != BRIDGE_DD_SESSION_RUNNING)
+		if (s->dd != BRIDGE_DD_SESSION_RUNNING || !s->dd_pf_set)
 			return false;
 		if (forward(s, msg, true) < 0)
 			return false;
@@ -361,8 +364,11 @@ static bool handle(struct bridge_session *s, struct vu_msg *msg)
 		 * one is void (the client collected its base before). */
 		if (!q->in_dd)
 			s->inflight_valid = false;
-		if (q->kick_plugged)
+		if (q->kick_plugged && !s->want_replug) {
+			fprintf(stderr, "ddtk-bridge: session %u (%s): queue %u has a new kick fd: re-plugging its device\n",
+				s->id, s->client_name, (unsigned)(msg->payload.u64 & VU_VRING_INDEX_MASK));
 			s->want_replug = true;
+		}
 		ack(s, msg, 0);
 		bridge_session_changed(s);
 		break;
@@ -465,6 +471,10 @@ void bridge_client_dd_reply(struct bridge_session *s, const struct bridge_pendin
 		s->dd_protocol_features = reply->payload.u64;
 		s->have_protocol_features = true;
 		reply->payload.u64 &= CLIENT_PROTOCOL_FEATURES;
+		if (p->owner != BRIDGE_REPLY_CLIENT) {
+			bridge_dd_session_ready(s);
+			return;
+		}
 	} else if (reply->hdr.request == VU_REQ_GET_QUEUE_NUM) {
 		s->dd_queue_num = reply->payload.u64;
 		s->have_queue_num = true;

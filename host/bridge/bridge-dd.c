@@ -240,6 +240,7 @@ static void session_lost(struct bridge_session *s)
 	}
 	s->built = false;
 	s->builds_acked_reply = false;
+	s->dd_pf_set = false;
 	while (s->pending_count) {
 		struct bridge_pending p = s->pending[s->pending_head];
 		s->pending_head = (s->pending_head + 1) % BRIDGE_PENDING_MAX;
@@ -247,6 +248,16 @@ static void session_lost(struct bridge_session *s)
 		bridge_client_dd_gone(s, &p);
 	}
 	s->pending_head = 0;
+}
+
+void bridge_dd_session_ready(struct bridge_session *s)
+{
+	if (s->dd != BRIDGE_DD_SESSION_RUNNING || s->dd_pf_set)
+		return;
+	if (s->dd_features & VU_BIT(VU_F_PROTOCOL_FEATURES))
+		send_simple(s, VU_REQ_SET_PROTOCOL_FEATURES, dd_protocol_features(s), true);
+	s->dd_pf_set = true;
+	bridge_client_resume(s);
 }
 
 void bridge_session_changed(struct bridge_session *s)
@@ -293,20 +304,25 @@ static void session_tick(struct bridge_session *s, int64_t now)
 {
 	struct bridge *b = s->b;
 
-	if (s->dd == BRIDGE_DD_SESSION_DOWN && now >= s->start_after_ms) {
-		if (bridge_dd_send(b, DDCTL_MSG_SESSION_START, s->id, NULL, 0) == 0)
-			s->dd = BRIDGE_DD_SESSION_STARTING;
-		return;
+	if (s->iv.poke_at_ms && now >= s->iv.poke_at_ms) {
+		s->iv.poke_at_ms = 0;
+		for (unsigned i = 0; i < s->nqueues; i++) {
+			uint64_t one = 1;
+			if (s->q[i].call_fd >= 0 && write(s->q[i].call_fd, &one, sizeof(one)) < 0) {
+				/* Saturated: an interrupt is pending anyway. */
+			}
+		}
 	}
+
 	if (s->want_replug) {
-		/* Order: stop the back-end's use of the device, unplug, plug the new one. */
+		/* Order: stop the back-end's use of the device, unplug it, plug the new one. */
 		if (s->dd == BRIDGE_DD_SESSION_RUNNING) {
 			session_lost(s);
 			if (bridge_dd_send(b, DDCTL_MSG_SESSION_STOP, s->id, NULL, 0) == 0)
 				s->dd = BRIDGE_DD_SESSION_STOPPING;
 			return;
 		}
-		if (s->dd == BRIDGE_DD_SESSION_STOPPING)
+		if (s->dd != BRIDGE_DD_SESSION_DOWN)
 			return;
 		if (s->device == BRIDGE_DEVICE_READY || s->device == BRIDGE_DEVICE_PLUGGED) {
 			if (bridge_worker_detach(b, s->id) == 0)
@@ -316,6 +332,11 @@ static void session_tick(struct bridge_session *s, int64_t now)
 		if (s->device != BRIDGE_DEVICE_NONE)
 			return;
 		s->want_replug = false;
+	}
+	if (s->dd == BRIDGE_DD_SESSION_DOWN && now >= s->start_after_ms) {
+		if (bridge_dd_send(b, DDCTL_MSG_SESSION_START, s->id, NULL, 0) == 0)
+			s->dd = BRIDGE_DD_SESSION_STARTING;
+		return;
 	}
 	if (s->device == BRIDGE_DEVICE_NONE && client_ready(s) && now >= s->plug_after_ms &&
 	    b->state_device == BRIDGE_DEVICE_READY) {
@@ -404,10 +425,12 @@ static void on_session_state(struct bridge *b, struct bridge_session *s, const s
 		if (s->dd != BRIDGE_DD_SESSION_STARTING)
 			return;
 		s->dd = BRIDGE_DD_SESSION_RUNNING;
-		bridge_client_resume(s);
-		/* Learn what the back-end offers even before a client asks: the cache answers
-		 * clients while a later DD boots. */
-		if (!s->have_protocol_features && !s->waiting_client_reply) {
+		/* A back-end answers the questions that need protocol features (queue count, config)
+		 * only once they are acked; learn what it offers first (the cache then also answers
+		 * clients while a later DD boots). */
+		if (s->have_features && s->have_protocol_features) {
+			bridge_dd_session_ready(s);
+		} else {
 			send_simple(s, VU_REQ_GET_FEATURES, 0, false);
 			send_simple(s, VU_REQ_GET_PROTOCOL_FEATURES, 0, false);
 		}
@@ -488,6 +511,7 @@ static void on_frame(struct bridge *b, const struct agent_frame *f)
 		}
 		break;
 	case DDCTL_MSG_DEVICE_REMOVED:
+		fprintf(stderr, "ddtk-bridge: the DD saw device %u go\n", f->id);
 		break; /* the ivshmem connection's end says the same, for certain */
 	case DDCTL_MSG_SESSION_STATE:
 		if (s)
@@ -581,6 +605,7 @@ void bridge_device_attached(struct bridge *b, unsigned id, int result, const cha
 		return;
 	}
 	*state = BRIDGE_DEVICE_PLUGGED;
+	fprintf(stderr, "ddtk-bridge: device %u plugged into the DD\n", id);
 }
 
 void bridge_device_detached(struct bridge *b, unsigned id, int result, const char *error)
@@ -594,8 +619,10 @@ void bridge_device_detached(struct bridge *b, unsigned id, int result, const cha
 		return;
 	/* An attach in progress: the connection of the QEMU that is realizing it broke; the
 	 * attach job reports the failure. Otherwise the device is gone. */
-	if (*state != BRIDGE_DEVICE_PLUGGING)
+	if (*state != BRIDGE_DEVICE_PLUGGING) {
 		*state = BRIDGE_DEVICE_NONE;
+		fprintf(stderr, "ddtk-bridge: device %u is out of the DD\n", id);
+	}
 	if (id != DDCTL_STATE_IVPOSITION) {
 		struct bridge_session *s = session_by_id(b, id);
 		if (s && s->built) {

@@ -1,8 +1,9 @@
 /* The bridge as ivshmem server (QEMU's docs/specs/ivshmem-spec.rst) of one ivshmem-doorbell device
  * of the DD: the DD's QEMU connects when the device is plugged and gets the shared memory (a
  * client's RAM fd, or the state memfd) and the eventfds: its own vectors are the client's kick
- * eventfds (a kick becomes an MSI-X interrupt in the DD), the vectors of peer DDCTL_CLIENT_PEER_ID
- * are the client's call eventfds (a Doorbell write in the DD signals the client). The kernel carries
+ * eventfds (a kick becomes an MSI-X interrupt in the DD), the vectors of a peer whose id the bridge
+ * publishes in the state device (ddctl-proto.h) are the client's call eventfds (a Doorbell write in
+ * the DD signals the client). The kernel carries
  * every notification; no bridge thread is on the data path. */
 #include <errno.h>
 #include <stdio.h>
@@ -63,11 +64,20 @@ static int send_peer_vectors(struct bridge *b, struct bridge_ivshmem *iv)
 	if (!s)
 		return 0;
 	for (unsigned i = 0; i < iv->vectors; i++) {
-		r = iv_send(iv->conn_fd, DDCTL_CLIENT_PEER_ID, vector_fd(s, iv, false, i));
+		r = iv_send(iv->conn_fd, iv->peer_id, vector_fd(s, iv, false, i));
 		if (r < 0)
 			return r;
 	}
 	return 0;
+}
+
+/* Tells the DD's back-end which peer id its Doorbell writes go to. */
+static void publish_peer_id(struct bridge *b, struct bridge_ivshmem *iv)
+{
+	uint32_t *word = (uint32_t *)(b->state_map + DDCTL_STATE_CTL_OFFSET(iv->id));
+
+	/* Release: QEMU was sent the peer's vectors before (the back-end reads with acquire). */
+	__atomic_store_n(word, iv->peer_id, __ATOMIC_RELEASE);
 }
 
 static int send_setup(struct bridge *b, struct bridge_ivshmem *iv)
@@ -77,6 +87,7 @@ static int send_setup(struct bridge *b, struct bridge_ivshmem *iv)
 
 	if (iv->mem_fd < 0)
 		return -ENODEV;
+	iv->peer_id = DDCTL_PEER_ID_FIRST;
 	r = iv_send(iv->conn_fd, 0, -1); /* protocol version */
 	if (r == 0)
 		r = iv_send(iv->conn_fd, iv->id, -1);
@@ -90,6 +101,8 @@ static int send_setup(struct bridge *b, struct bridge_ivshmem *iv)
 		if (r == 0 && s && i < s->nqueues && s->q[i].kick_fd >= 0)
 			s->q[i].kick_plugged = true;
 	}
+	if (r == 0 && s)
+		publish_peer_id(b, iv);
 	return r;
 }
 
@@ -187,11 +200,27 @@ int bridge_ivshmem_resend_peer(struct bridge *b, struct bridge_ivshmem *iv)
 
 	if (iv->conn_fd < 0)
 		return 0;
-	/* A peer id without fd is "peer gone": QEMU closes that peer's eventfds; then the new set. */
-	r = iv_send(iv->conn_fd, DDCTL_CLIENT_PEER_ID, -1);
+	/* The new set under a new id (see ddctl-proto.h: an id is never connected twice), published
+	 * once QEMU has it. The old id is never disconnected: QEMU 7.2 frees a disconnected peer's
+	 * vectors and frees them again when the device goes (a double free that crashes the DD), so
+	 * its eventfds stay with the device until it is unplugged. A Doorbell the DD wrote to the
+	 * old id meanwhile reached a call fd the client no longer reads: the bridge signals every
+	 * call once, shortly after. */
+	struct bridge_session *s = iv_session(b, iv);
+	if (iv->peer_id >= UINT16_MAX) {
+		/* Ids used up (65k call changes): a fresh device starts again from the first. */
+		if (s)
+			s->want_replug = true;
+		return 0;
+	}
+	iv->peer_id++;
+	r = send_peer_vectors(b, iv);
 	if (r == 0)
-		r = send_peer_vectors(b, iv);
-	if (r < 0)
+		publish_peer_id(b, iv);
+	if (r < 0) {
 		bridge_ivshmem_drop(iv);
-	return r;
+		return r;
+	}
+	iv->poke_at_ms = bridge_now_ms() + 100;
+	return 0;
 }

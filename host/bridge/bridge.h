@@ -81,6 +81,8 @@ struct bridge_ivshmem {
 	int mem_fd;                    /* what BAR2 shows; owned elsewhere */
 	unsigned vectors;
 	int dummy_fd;                  /* an eventfd standing in for a vector that has no fd yet */
+	uint32_t peer_id;              /* the client's call vectors' current peer id (DDCTL_PEER_ID_FIRST..) */
+	int64_t poke_at_ms;            /* after a peer id change: signal the calls once (0: none) */
 };
 
 struct bridge_session {
@@ -126,6 +128,7 @@ struct bridge_session {
 	int64_t plug_after_ms;         /* debounce: QEMU sends a device's rings one after another */
 	int64_t start_after_ms;        /* back-off before starting a failed DD session again */
 	bool builds_acked_reply;       /* the DD's back-end acked REPLY_ACK in this build */
+	bool dd_pf_set;                /* this DD session got SET_PROTOCOL_FEATURES: it takes questions */
 	struct bridge_pending pending[BRIDGE_PENDING_MAX];
 	unsigned pending_head, pending_count;
 	unsigned builds;
@@ -199,6 +202,8 @@ int bridge_dd_send(struct bridge *b, uint8_t type, uint32_t id, const void *payl
 /* Sends a vhost-user request to session s's back-end; a reply, when one comes, goes to owner. */
 int bridge_dd_send_vu(struct bridge_session *s, const struct vu_msg *msg, enum bridge_reply_owner owner);
 void bridge_session_changed(struct bridge_session *s);
+/* The DD's back-end told its protocol features: ack them, then clients' questions can go. */
+void bridge_dd_session_ready(struct bridge_session *s);
 void bridge_session_client_gone(struct bridge_session *s);
 void bridge_ctl_connected(struct bridge *b, int fd);
 void bridge_device_attached(struct bridge *b, unsigned id, int result, const char *error);

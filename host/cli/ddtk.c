@@ -401,7 +401,8 @@ static int cmd_xml_ivshmem(const struct ddtk_config *cfg, const char *arg)
 				c->name, net ? "dd-nic" : "volume");
 			return 1;
 		}
-		vectors = net ? 2 * c->dd_nic_queues + 1 : c->volume_queues;
+		/* One vector per virtqueue the client starts: QEMU keeps a vhost-user NIC's control queue. */
+		vectors = net ? 2 * c->dd_nic_queues : c->volume_queues;
 	}
 	struct ddtk_err err;
 	char *xml = NULL;

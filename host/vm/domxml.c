@@ -110,7 +110,7 @@ static void write_hotplug_controllers(struct xw *x)
 	write_pci_controller(x, 0, "pcie-root", -1, 0);
 	write_pci_controller(x, 1, "pcie-root-port", -1, 0);
 	write_pci_controller(x, VM_DD_PCI_BUS, "pcie-to-pci-bridge", 1, 0);
-	write_pci_controller(x, VM_DD_HOTPLUG_BUS, "pci-bridge", VM_DD_PCI_BUS, VM_DD_HOTPLUG_BRIDGE_SLOT);
+	write_pci_controller(x, VM_DD_HOTPLUG_BUS, "pci-bridge", VM_DD_ROOT_BUS, VM_DD_HOTPLUG_BRIDGE_SLOT);
 }
 
 /* A host PCI device passed through; guest_slot > 0: at that slot of the DD's root bus. */

@@ -22,11 +22,13 @@ enum vm_role {
 
 /* The driver domain's PCI layout when ddtk-bridge serves devices from it. A conventional
  * ivshmem-doorbell hot-plugged where libvirt would put it gets no space for its BAR2, so the layout
- * is explicit: pcie-root-port (index 1) -> pcie-to-pci-bridge (bus VM_DD_PCI_BUS) -> pci-bridge
- * (bus VM_DD_HOTPLUG_BUS), behind which SeaBIOS reserves a 64-bit prefetchable window (QEMU's
- * pci-bridge.pref64-reserve). Slots 1..31 of the hot-plug bus are the bridge's: slot S for
+ * is explicit: a pci-bridge on the root bus (bus VM_DD_HOTPLUG_BUS behind it), behind which SeaBIOS
+ * reserves a 64-bit prefetchable window (QEMU's pci-bridge.pref64-reserve). Not behind the
+ * pcie-to-pci-bridge (VM_DD_PCI_BUS, kept for libvirt's own conventional devices): there Linux gives
+ * the vIOMMU an MSI source-id range (bus 3..2) that QEMU's intel-iommu refuses ("invalid SVT_BUS"),
+ * and no MSI-X interrupt of the devices would ever arrive. Slots 1..31 of the hot-plug bus are the bridge's: slot S for
  * session S, DDCTL_STATE_SLOT for the state device.
- * Everything behind the pcie-to-pci-bridge is one IOMMU group (conventional PCI cannot tell its
+ * Everything behind the pci-bridge is one IOMMU group (conventional PCI cannot tell its
  * devices apart), and VFIO uses a group only when no device in it has another driver: the DD's
  * own devices (NIC, watchdog, a passed-through disk controller) therefore sit on the root bus,
  * each a group of its own, at fixed slots that libvirt's automatic root ports (slots 1, 2, ...)
@@ -34,7 +36,7 @@ enum vm_role {
 #define VM_DD_ROOT_BUS 0
 #define VM_DD_PCI_BUS 2
 #define VM_DD_HOTPLUG_BUS 3
-#define VM_DD_HOTPLUG_BRIDGE_SLOT 1     /* the pci-bridge's slot on VM_DD_PCI_BUS */
+#define VM_DD_HOTPLUG_BRIDGE_SLOT 0x1e  /* the pci-bridge's slot on VM_DD_ROOT_BUS */
 #define VM_DD_NIC_SLOT 0x10             /* e1000 or the passed-through NIC, on VM_DD_ROOT_BUS */
 #define VM_DD_WATCHDOG_SLOT 0x11        /* i6300esb, on VM_DD_ROOT_BUS */
 #define VM_DD_DISK_SLOT 0x12            /* a passed-through disk controller, on VM_DD_ROOT_BUS */

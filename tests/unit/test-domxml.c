@@ -162,8 +162,10 @@ static void test_dd_hotplug_bridge(void **state)
 	assert_xpath(&d, "/domain/devices/controller[@index='2']/address/@slot", "0x00");
 	assert_xpath(&d, "/domain/devices/controller[@type='pci'][@index='3']/@model", "pci-bridge");
 	assert_xpath(&d, "/domain/devices/controller[@index='3']/address/@type", "pci");
-	assert_xpath(&d, "/domain/devices/controller[@index='3']/address/@bus", "0x02");
-	assert_xpath(&d, "/domain/devices/controller[@index='3']/address/@slot", "0x01");
+	/* On the root bus: behind the pcie-to-pci-bridge, Linux and QEMU's vIOMMU disagree on the
+	 * MSI source id of its devices, and every interrupt is dropped. */
+	assert_xpath(&d, "/domain/devices/controller[@index='3']/address/@bus", "0x00");
+	assert_xpath(&d, "/domain/devices/controller[@index='3']/address/@slot", "0x1e");
 	/* e1000 and watchdog on the root bus: not in the ivshmem devices' IOMMU group, not in their
 	 * slots. */
 	assert_xpath(&d, "/domain/devices/interface/address/@bus", "0x00");

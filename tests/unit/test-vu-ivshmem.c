@@ -1,5 +1,6 @@
 /* Unit tests of the driver domain's ivshmem transport with fake devices (VFIO needs the DD): the
- * links ddtk-agent makes, a device opened on first need and released on reset, memory regions
+ * VFIO broker's replies as the client reads them (a memfd standing in for the device fd), a device
+ * opened on first need and released on reset, memory regions
  * and inflight regions held to their BAR and session area, kicks as copies of the vector fds,
  * calls as Doorbell writes, and the state device shared by sessions and closed with the last. */
 #include <setjmp.h>
@@ -7,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ddctl-proto.h"
@@ -60,6 +65,10 @@ static int fake_open(unsigned ivposition, bool want_vectors, struct vu_ivshmem_d
 	d->shm = calloc(1, size);
 	assert_non_null(d->shm);
 	d->shm_size = size;
+	/* The bridge's control blocks: every session's Doorbell peer id. */
+	if (ivposition == DDCTL_STATE_IVPOSITION)
+		for (unsigned s = 1; s < FAKE_STATE_AREAS; s++)
+			*(uint32_t *)(d->shm + DDCTL_STATE_CTL_OFFSET(s)) = DDCTL_PEER_ID_FIRST;
 	if (want_vectors) {
 		for (unsigned i = 0; i < FAKE_VECTORS; i++)
 			f->fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -124,7 +133,7 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* ---- PCI addresses and links ---- */
+/* ---- PCI addresses ---- */
 
 static void test_bdf(void **state)
 {
@@ -149,57 +158,174 @@ static void test_bdf(void **state)
 	assert_int_equal(vfio_pci_group_number("../iommu_groups/99999999999", &n), -EINVAL);
 }
 
-static void test_resolve(void **state)
+/* ---- the VFIO broker's client ---- */
+
+/* Queues a reply on the broker's end b (status, text, and fds when nfds), for the client's ask. */
+static void broker_reply(int b, int32_t status, const char *text, size_t textlen, const int *fds, unsigned nfds)
 {
-	char dir[] = "/tmp/test-vu-ivshmem-XXXXXX", path[PATH_MAX], bdf[16];
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} control;
+	uint8_t pkt[128];
+	uint32_t le = htole32((uint32_t)status);
+	struct iovec iov = { .iov_base = pkt, .iov_len = 4 + textlen };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/3", dir);
-	assert_int_equal(symlink("/sys/bus/pci/devices/0000:02:03.0", path), 0);
-	snprintf(path, sizeof(path), "%s/4", dir);
-	assert_int_equal(symlink("/sys/bus/pci/devices/..", path), 0);
-	snprintf(path, sizeof(path), "%s/5", dir);
-	assert_int_equal(symlink("0000:02:05.0", path), 0);
+	assert_true(textlen <= sizeof(pkt) - 4 && nfds <= 4);
+	memcpy(pkt, &le, 4);
+	memcpy(pkt + 4, text, textlen);
+	if (nfds) {
+		struct cmsghdr *c;
 
-	assert_int_equal(vu_ivshmem_resolve(dir, 3, bdf, sizeof(bdf)), 0);
-	assert_string_equal(bdf, "0000:02:03.0");
-	assert_int_equal(vu_ivshmem_resolve(dir, 5, bdf, sizeof(bdf)), 0);
-	assert_string_equal(bdf, "0000:02:05.0");
-	assert_int_equal(vu_ivshmem_resolve(dir, 4, bdf, sizeof(bdf)), -EINVAL);
-	assert_int_equal(vu_ivshmem_resolve(dir, 6, bdf, sizeof(bdf)), -ENOENT);
-	assert_int_equal(vu_ivshmem_resolve(dir, 3, bdf, 8), -ENAMETOOLONG);
-
-	/* The layout's root can be moved for tests; by default it is the DD's. */
-	unsetenv("DDTK_IVSHMEM_DIR");
-	assert_string_equal(vu_ivshmem_dir(), DDCTL_IVSHMEM_DIR);
-	setenv("DDTK_IVSHMEM_DIR", dir, 1);
-	assert_string_equal(vu_ivshmem_dir(), dir);
-	unsetenv("DDTK_IVSHMEM_DIR");
-
-	for (unsigned i = 3; i <= 5; i++) {
-		snprintf(path, sizeof(path), "%s/%u", dir, i);
-		unlink(path);
+		memset(&control, 0, sizeof(control));
+		mh.msg_control = control.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
 	}
-	rmdir(dir);
+	assert_int_equal(sendmsg(b, &mh, 0), (ssize_t)(4 + textlen));
 }
 
-/* The VFIO opener, on a machine without the device: a clear error, nothing left open. */
-static void test_vfio_opener_without_device(void **state)
+/* The request the client sent on the pair: exactly one little-endian u32. */
+static uint32_t broker_request(int b)
 {
-	char dir[] = "/tmp/test-vu-ivshmem-XXXXXX";
+	uint8_t req[16];
+	uint32_t le;
+
+	assert_int_equal(recv(b, req, sizeof(req), MSG_DONTWAIT), 4);
+	memcpy(&le, req, 4);
+	return le32toh(le);
+}
+
+static void same_file(int a, int b)
+{
+	struct stat sa, sb;
+
+	assert_int_equal(fstat(a, &sa), 0);
+	assert_int_equal(fstat(b, &sb), 0);
+	assert_true(sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
+}
+
+static void test_broker_ask(void **state)
+{
+	int sv[2], dev, two[2], fd;
+	char bdf[16], err[256];
+	unsigned fds;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	dev = memfd_create("fake-device", MFD_CLOEXEC);
+	assert_true(dev >= 0);
+	fds = open_fds();
+
+	/* Success: the fd is the one sent (a new descriptor, close-on-exec), with its address. */
+	broker_reply(sv[1], 0, "0000:03:05.0", 12, &dev, 1);
+	fd = vu_ivshmem_broker_ask(sv[0], 5, bdf, sizeof(bdf), err, sizeof(err));
+	assert_true(fd >= 0);
+	assert_int_equal(broker_request(sv[1]), 5);
+	assert_true(fd != dev);
+	same_file(fd, dev);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	assert_string_equal(bdf, "0000:03:05.0");
+	close(fd);
+	assert_int_equal(open_fds(), fds);
+
+	/* The broker's refusal: its status, and no fd. */
+	broker_reply(sv[1], -ENODEV, "", 0, NULL, 0);
+	assert_int_equal(vu_ivshmem_broker_ask(sv[0], 7, bdf, sizeof(bdf), err, sizeof(err)), -ENODEV);
+	assert_int_equal(broker_request(sv[1]), 7);
+	assert_non_null(strstr(err, "IVPosition 7"));
+	assert_non_null(strstr(err, "not plugged"));
+	/* ... and an fd that came with a refusal anyway is closed. */
+	broker_reply(sv[1], -EBUSY, "0000:03:05.0", 12, &dev, 1);
+	assert_int_equal(vu_ivshmem_broker_ask(sv[0], 7, bdf, sizeof(bdf), err, sizeof(err)), -EBUSY);
+	broker_request(sv[1]);
+	assert_int_equal(open_fds(), fds);
+
+	/* Success without an fd, or with two: not a reply. */
+	broker_reply(sv[1], 0, "0000:03:05.0", 12, NULL, 0);
+	assert_int_equal(vu_ivshmem_broker_ask(sv[0], 5, bdf, sizeof(bdf), err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "0 fds"));
+	broker_request(sv[1]);
+	two[0] = two[1] = dev;
+	broker_reply(sv[1], 0, "0000:03:05.0", 12, two, 2);
+	assert_int_equal(vu_ivshmem_broker_ask(sv[0], 5, bdf, sizeof(bdf), err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "2 fds"));
+	broker_request(sv[1]);
+	assert_int_equal(open_fds(), fds);
+
+	/* A malformed address, or one with a NUL in it, or a long or short packet, or a positive status. */
+	broker_reply(sv[1], 0, "../../etc", 9, &dev, 1);
+	assert_int_equal(vu_ivshmem_broker_ask(sv[0], 5, bdf, sizeof(bdf), err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "not a PCI address"));
+	broker_request(sv[1]);
+	broker_reply(sv[1], 0, "0000:03:05.0\0x", 14, &dev, 1);
+	assert_int_equal(vu_ivshmem_broker_ask(sv[0], 5, bdf, sizeof(bdf), err, sizeof(err)), -EPROTO);
+	broker_request(sv[1]);
+	broker_reply(sv[1], 0, "0000:03:05.0-and-then-some-more-text-0000:03:05.0", 49, &dev, 1);
+	assert_int_equal(vu_ivshmem_broker_ask(sv[0], 5, bdf, sizeof(bdf), err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "malformed reply"));
+	broker_request(sv[1]);
+	assert_int_equal(send(sv[1], "\0\0", 2, 0), 2);
+	assert_int_equal(vu_ivshmem_broker_ask(sv[0], 5, bdf, sizeof(bdf), err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "malformed reply"));
+	broker_request(sv[1]);
+	broker_reply(sv[1], 5, "0000:03:05.0", 12, &dev, 1);
+	assert_int_equal(vu_ivshmem_broker_ask(sv[0], 5, bdf, sizeof(bdf), err, sizeof(err)), -EPROTO);
+	broker_request(sv[1]);
+	assert_int_equal(open_fds(), fds);
+
+	/* The caller's buffer too small for the address. */
+	broker_reply(sv[1], 0, "0000:03:05.0", 12, &dev, 1);
+	assert_int_equal(vu_ivshmem_broker_ask(sv[0], 5, bdf, 8, err, sizeof(err)), -ENAMETOOLONG);
+	broker_request(sv[1]);
+	assert_int_equal(open_fds(), fds);
+
+	/* The broker hangs up without a reply. */
+	close(sv[1]);
+	assert_true(vu_ivshmem_broker_ask(sv[0], 5, bdf, sizeof(bdf), err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "IVPosition 5"));
+	close(sv[0]);
+	close(dev);
+}
+
+static void test_broker_socket_path(void **state)
+{
+	/* The broker's socket can be moved for tests; by default it is the DD's. */
+	unsetenv("DDTK_VFIO_SOCKET");
+	assert_string_equal(vu_ivshmem_broker_socket(), DDCTL_VFIO_SOCKET);
+	setenv("DDTK_VFIO_SOCKET", "/tmp/x.sock", 1);
+	assert_string_equal(vu_ivshmem_broker_socket(), "/tmp/x.sock");
+	setenv("DDTK_VFIO_SOCKET", "", 1);
+	assert_string_equal(vu_ivshmem_broker_socket(), DDCTL_VFIO_SOCKET);
+	unsetenv("DDTK_VFIO_SOCKET");
+}
+
+/* The default opener without a broker (no ddtk-agent): a clear error, nothing left open. */
+static void test_opener_without_broker(void **state)
+{
+	char dir[] = "/tmp/test-vu-ivshmem-XXXXXX", path[PATH_MAX];
 	struct vu_ivshmem iv;
 	struct vu_mem_region r = { .size = 4096 };
+	void *p;
 
 	vu_ivshmem_set_opener(NULL);
 	assert_non_null(mkdtemp(dir));
-	setenv("DDTK_IVSHMEM_DIR", dir, 1);
+	snprintf(path, sizeof(path), "%s/vfio.sock", dir);
+	setenv("DDTK_VFIO_SOCKET", path, 1);
 	vu_ivshmem_init(&iv, 7);
 	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), -ENOENT);
 	assert_non_null(strstr(iv.error, "session 7"));
-	assert_non_null(strstr(iv.error, "/7"));
+	assert_non_null(strstr(iv.error, path));
+	assert_non_null(strstr(iv.error, "ddtk-agent"));
 	assert_false(iv.open);
+	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&iv, -1, 4096, 7 * DDCTL_STATE_AREA, &p), -ENOENT);
+	assert_non_null(strstr(iv.error, "state device"));
 	vu_ivshmem_close(&iv);
-	unsetenv("DDTK_IVSHMEM_DIR");
+	unsetenv("DDTK_VFIO_SOCKET");
 	rmdir(dir);
 	vu_ivshmem_set_opener(&fake_opener);
 }
@@ -337,12 +463,23 @@ static void test_notify_rings_doorbell(void **state)
 	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), -ENODEV);
 	close(vu_ivshmem_transport_ops.kick_fd(&iv, 0));
 	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), 0);
-	assert_int_equal(doorbell(&iv), ivshmem_doorbell(DDCTL_CLIENT_PEER_ID, 1));
+	assert_int_equal(doorbell(&iv), ivshmem_doorbell(DDCTL_PEER_ID_FIRST, 1));
 	vu_vq_init(&vq, 2);
 	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), 0);
-	assert_int_equal(doorbell(&iv), ivshmem_doorbell(DDCTL_CLIENT_PEER_ID, 2));
-	/* A queue past the vectors is not rung (the client has no call fd for it). */
+	assert_int_equal(doorbell(&iv), ivshmem_doorbell(DDCTL_PEER_ID_FIRST, 2));
+	/* The bridge moved the client's calls to another peer id: the next Doorbell names it. */
+	*(uint32_t *)(uintptr_t)iv.peer_word = DDCTL_PEER_ID_FIRST + 7;
+	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), 0);
+	assert_int_equal(doorbell(&iv), ivshmem_doorbell(DDCTL_PEER_ID_FIRST + 7, 2));
+	/* No peer id published (or a nonsense one): nothing is rung. */
 	iv.dev.regs[IVSHMEM_REG_DOORBELL / 4] = 0xdead;
+	*(uint32_t *)(uintptr_t)iv.peer_word = 0;
+	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), -EAGAIN);
+	*(uint32_t *)(uintptr_t)iv.peer_word = 0x10000;
+	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), -EAGAIN);
+	assert_int_equal(doorbell(&iv), 0xdead);
+	*(uint32_t *)(uintptr_t)iv.peer_word = DDCTL_PEER_ID_FIRST;
+	/* A queue past the vectors is not rung (the client has no call fd for it). */
 	vu_vq_init(&vq, FAKE_VECTORS);
 	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), -EINVAL);
 	assert_int_equal(doorbell(&iv), 0xdead);
@@ -482,7 +619,7 @@ static void test_session_through_core(void **state)
 	/* The core's notification is the doorbell of queue 0. */
 	iv.dev.regs[IVSHMEM_REG_DOORBELL / 4] = 0xdead;
 	assert_int_equal(vu_dev_notify(&dev, &dev.vq[0]), 0);
-	assert_int_equal(doorbell(&iv), ivshmem_doorbell(DDCTL_CLIENT_PEER_ID, 0));
+	assert_int_equal(doorbell(&iv), ivshmem_doorbell(DDCTL_PEER_ID_FIRST, 0));
 	/* A queue the device has no vector for: refused, with the transport's reason. */
 	u64 = FAKE_VECTORS | VU_VRING_NOFD;
 	assert_int_equal(send_msg(&dev, VU_REQ_SET_VRING_KICK, &u64, 8), -EINVAL);
@@ -505,9 +642,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bdf),
-		cmocka_unit_test(test_resolve),
+		cmocka_unit_test(test_broker_socket_path),
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(test_vfio_opener_without_device),
+		T(test_broker_ask),
+		T(test_opener_without_broker),
 		T(test_lazy_open_and_reset),
 		T(test_region_bounds),
 		T(test_open_failures),

@@ -753,8 +753,8 @@ static int export_start(struct blk_export *exp)
 		exp->vol.path, exp->vol.size, exp->vol.offset, exp->vol.read_only ? ", read-only" : "",
 		exp->num_queues);
 	if (exp->ivshmem)
-		fprintf(stderr, ", client memory through ivshmem session %u (%s/%u)", exp->ivshmem, vu_ivshmem_dir(),
-			exp->ivshmem);
+		fprintf(stderr, ", client memory through ivshmem session %u (device from %s)", exp->ivshmem,
+			vu_ivshmem_broker_socket());
 	fputc('\n', stderr);
 	return 0;
 }
@@ -809,11 +809,12 @@ static void usage(FILE *f)
 "carries vhost-user messages without fds (ddtk-agent relays them from ddtk-bridge); the\n"
 "client's RAM is BAR2 of the ivshmem-doorbell device with IVPosition S, a kick of queue i is its\n"
 "MSI-X vector i, a call is a Doorbell write, and the inflight region is session S's area of the\n"
-"state device (IVPosition %d). ddtk-agent binds those devices to vfio-pci and links them as\n"
-"%s/IVPOSITION (DDTK_IVSHMEM_DIR=DIR looks in DIR instead). I/O stays buffered:\n"
-"O_DIRECT cannot reach client memory mapped from a VFIO BAR.\n",
+"state device (IVPosition %d). ddtk-agent binds those devices to vfio-pci, holds their IOMMU\n"
+"group and sends their VFIO device fds, by IVPosition, on %s\n"
+"(DDTK_VFIO_SOCKET=PATH asks there instead). I/O stays buffered: O_DIRECT cannot reach\n"
+"client memory mapped from a VFIO BAR.\n",
 		(unsigned)BLK_DEFAULT_QUEUES, (unsigned)VU_MAX_QUEUES, (unsigned)BLK_DEFAULT_POLL_US,
-		DDCTL_SESSIONS_MAX, DDCTL_STATE_IVPOSITION, DDCTL_IVSHMEM_DIR);
+		DDCTL_SESSIONS_MAX, DDCTL_STATE_IVPOSITION, DDCTL_VFIO_SOCKET);
 }
 
 static struct blk_export *export_new(void)

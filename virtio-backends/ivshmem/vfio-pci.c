@@ -1,6 +1,6 @@
-/* VFIO for one PCI device at a time (see vfio-pci.h). The container never gets DMA mappings: the
- * devices this is for (ivshmem) do not DMA; the IOMMU is there because VFIO needs one to hand out
- * a device at all, and for interrupt remapping. */
+/* VFIO: a container and its IOMMU groups, and PCI devices from device fds (see vfio-pci.h). The
+ * container never gets DMA mappings: the devices this is for (ivshmem) do not DMA; the IOMMU is
+ * there because VFIO needs one to hand out a device at all, and for interrupt remapping. */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,17 +20,14 @@
 
 #define VFIO_PCI_SYSFS_DEVICES "/sys/bus/pci/devices"
 
-/* An IOMMU group the process holds. The kernel lets one open file hold a group, so every device
- * of the group that this process opens shares it (and its container). */
+/* An IOMMU group the process holds, attached to its container. The kernel lets one open file hold
+ * a group: every device of it that the process hands out comes from this one. */
 struct vfio_pci_group {
 	struct vfio_pci_group *next;
 	unsigned number;
 	int fd;
-	int container_fd;
 	unsigned users;
 };
-
-static struct vfio_pci_group *vfio_pci_groups;
 
 static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -42,7 +39,8 @@ static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
 	if (!errlen)
 		return r;
 	va_start(ap, fmt);
-	n = vsnprintf(err, errlen, fmt, ap);
+	/* The analyzer of clang 14 misreads va_start here (a known false positive). */
+	n = vsnprintf(err, errlen, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
 	va_end(ap);
 	if (n >= 0 && (size_t)n < errlen)
 		snprintf(err + n, errlen - (size_t)n, ": %s", strerror(-r));
@@ -95,59 +93,63 @@ int vfio_pci_group_number(const char *link_target, unsigned *ret)
 	return 0;
 }
 
-static void group_put(struct vfio_pci_group *g)
+void vfio_pci_container_init(struct vfio_pci_container *c)
 {
-	if (!g || --g->users)
-		return;
-	for (struct vfio_pci_group **p = &vfio_pci_groups; *p; p = &(*p)->next) {
-		if (*p == g) {
-			*p = g->next;
-			break;
-		}
-	}
-	/* Closing the group detaches it from the container; the container goes with it. */
-	close(g->fd);
-	close(g->container_fd);
-	free(g);
+	c->fd = -1;
+	c->groups = NULL;
 }
 
-static int container_open(unsigned number, int group_fd, int *ret_fd, char *err, size_t errlen)
+static int container_open(struct vfio_pci_container *c, char *err, size_t errlen)
 {
-	int fd, r;
+	int fd;
 
+	if (c->fd >= 0)
+		return 0;
 	fd = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return fail(err, errlen, -errno, "/dev/vfio/vfio (is the vfio module loaded?)");
 	if (ioctl(fd, VFIO_GET_API_VERSION) != VFIO_API_VERSION) {
-		r = fail(err, errlen, -EPROTO, "/dev/vfio/vfio: unknown VFIO API version");
-		goto out;
+		close(fd);
+		return fail(err, errlen, -EPROTO, "/dev/vfio/vfio: unknown VFIO API version");
 	}
-	if (ioctl(group_fd, VFIO_GROUP_SET_CONTAINER, &fd) < 0) {
-		r = fail(err, errlen, -errno, "IOMMU group %u: cannot attach it to a container", number);
-		goto out;
-	}
-	/* v2 (unmap semantics fixed) where the kernel has it; this user maps nothing either way. */
-	if (ioctl(fd, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0 && ioctl(fd, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU) < 0) {
-		r = fail(err, errlen, -errno, "IOMMU group %u: no type-1 IOMMU (is vfio_iommu_type1 loaded, "
-			 "and the IOMMU on: intel_iommu=on?)", number);
-		goto out;
-	}
-	*ret_fd = fd;
+	c->fd = fd;
 	return 0;
-out:
-	close(fd);
-	return r;
 }
 
-static int group_get(const char *bdf, struct vfio_pci_group **ret, char *err, size_t errlen)
+static int container_attach(struct vfio_pci_container *c, unsigned number, int group_fd, char *err, size_t errlen)
+{
+	struct vfio_iommu_type1_info info = { .argsz = sizeof(info) };
+
+	if (ioctl(group_fd, VFIO_GROUP_SET_CONTAINER, &c->fd) < 0)
+		return fail(err, errlen, -errno, "IOMMU group %u: cannot attach it to the container", number);
+	/* The IOMMU is set once per container, after its first group; the kernel drops it with the
+	 * container's last group, which need not be ours to count: a group closed while device fds of
+	 * it are open stays attached until they are closed. So ask the container. */
+	if (ioctl(c->fd, VFIO_IOMMU_GET_INFO, &info) == 0)
+		return 0;
+	/* v2 (unmap semantics fixed) where the kernel has it; this user maps nothing either way. */
+	if (ioctl(c->fd, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU) < 0 && ioctl(c->fd, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU) < 0) {
+		/* The caller closes the group, which detaches it again. */
+		return fail(err, errlen, -errno, "IOMMU group %u: no type-1 IOMMU (is vfio_iommu_type1 loaded, "
+			    "and the IOMMU on: intel_iommu=on?)", number);
+	}
+	return 0;
+}
+
+int vfio_pci_group_get(struct vfio_pci_container *c, const char *bdf, struct vfio_pci_group **ret, char *err,
+		       size_t errlen)
 {
 	struct vfio_group_status status = { .argsz = sizeof(status) };
 	struct vfio_pci_group *g;
 	char path[PATH_MAX], target[PATH_MAX];
 	unsigned number;
 	ssize_t n;
-	int r;
+	int fd, r;
 
+	if (errlen)
+		err[0] = '\0';
+	if (!vfio_pci_bdf_valid(bdf))
+		return fail(err, errlen, -EINVAL, "'%s' is not a PCI address", bdf ? bdf : "(null)");
 	snprintf(path, sizeof(path), VFIO_PCI_SYSFS_DEVICES "/%s/iommu_group", bdf);
 	n = readlink(path, target, sizeof(target) - 1);
 	if (n < 0)
@@ -155,56 +157,96 @@ static int group_get(const char *bdf, struct vfio_pci_group **ret, char *err, si
 	target[n] = '\0';
 	if (vfio_pci_group_number(target, &number) < 0)
 		return fail(err, errlen, -EINVAL, "%s: unexpected target %s", path, target);
-	for (g = vfio_pci_groups; g; g = g->next) {
+	for (g = c->groups; g; g = g->next) {
 		if (g->number == number) {
 			g->users++;
 			*ret = g;
 			return 0;
 		}
 	}
-	g = calloc(1, sizeof(*g));
-	if (!g)
-		return fail(err, errlen, -ENOMEM, "IOMMU group %u", number);
-	g->number = number;
-	g->container_fd = -1;
+	r = container_open(c, err, errlen);
+	if (r < 0)
+		return r;
 	snprintf(path, sizeof(path), "/dev/vfio/%u", number);
-	g->fd = open(path, O_RDWR | O_CLOEXEC);
-	if (g->fd < 0) {
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
 		r = -errno;
 		if (r == -EBUSY)
-			fail(err, errlen, r, "%s: another process holds IOMMU group %u (VFIO lets one process "
-			     "hold a group: all of its devices must be served by one process)", path, number);
-		else
-			fail(err, errlen, r, "%s (is %s bound to vfio-pci?)", path, bdf);
-		free(g);
-		return r;
+			return fail(err, errlen, r, "%s: another process holds IOMMU group %u (VFIO lets one process "
+				    "hold a group), or device fds of it from before are still open", path, number);
+		return fail(err, errlen, r, "%s (is %s bound to vfio-pci?)", path, bdf);
 	}
-	if (ioctl(g->fd, VFIO_GROUP_GET_STATUS, &status) < 0) {
+	if (ioctl(fd, VFIO_GROUP_GET_STATUS, &status) < 0) {
 		r = fail(err, errlen, -errno, "%s: group status", path);
 		goto out;
 	}
-	/* Not viable: a device of the group is bound to a driver of the host kernel, which VFIO must
-	 * not let user space (and its device's DMA) share an IOMMU domain with. */
+	/* Not viable: a device of the group is bound to a driver of the kernel, which VFIO must not let
+	 * user space (and its device's DMA) share an IOMMU domain with. */
 	if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
-		r = fail(err, errlen, -EBUSY, "IOMMU group %u: not every device of it is bound to vfio-pci",
-			 number);
+		r = fail(err, errlen, -EBUSY, "IOMMU group %u: not every device of it is bound to vfio-pci", number);
 		goto out;
 	}
-	r = container_open(number, g->fd, &g->container_fd, err, errlen);
+	r = container_attach(c, number, fd, err, errlen);
 	if (r < 0)
 		goto out;
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		r = fail(err, errlen, -ENOMEM, "IOMMU group %u", number);
+		goto out;
+	}
+	g->number = number;
+	g->fd = fd;
 	g->users = 1;
-	g->next = vfio_pci_groups;
-	vfio_pci_groups = g;
+	g->next = c->groups;
+	c->groups = g;
 	*ret = g;
 	return 0;
 out:
-	close(g->fd);
-	free(g);
+	/* Closing the group also detaches it from the container. */
+	close(fd);
 	return r;
 }
 
-int vfio_pci_open(struct vfio_pci *dev, const char *bdf, char *err, size_t errlen)
+void vfio_pci_group_put(struct vfio_pci_container *c, struct vfio_pci_group *g)
+{
+	if (!g || --g->users)
+		return;
+	for (struct vfio_pci_group **p = &c->groups; *p; p = &(*p)->next) {
+		if (*p == g) {
+			*p = g->next;
+			break;
+		}
+	}
+	close(g->fd);
+	free(g);
+}
+
+int vfio_pci_group_device_fd(const struct vfio_pci_group *g, const char *bdf, char *err, size_t errlen)
+{
+	int fd;
+
+	if (!vfio_pci_bdf_valid(bdf))
+		return fail(err, errlen, -EINVAL, "'%s' is not a PCI address", bdf ? bdf : "(null)");
+	/* The kernel makes device fds close-on-exec. */
+	fd = ioctl(g->fd, VFIO_GROUP_GET_DEVICE_FD, bdf);
+	if (fd < 0)
+		return fail(err, errlen, -errno, "%s: no VFIO device in IOMMU group %u (bound to vfio-pci?)", bdf,
+			    g->number);
+	return fd;
+}
+
+void vfio_pci_container_close(struct vfio_pci_container *c)
+{
+	while (c->groups) {
+		c->groups->users = 1;
+		vfio_pci_group_put(c, c->groups);
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	vfio_pci_container_init(c);
+}
+
+int vfio_pci_adopt(struct vfio_pci *dev, int device_fd, const char *bdf, char *err, size_t errlen)
 {
 	struct vfio_device_info info = { .argsz = sizeof(info) };
 	int r;
@@ -212,20 +254,17 @@ int vfio_pci_open(struct vfio_pci *dev, const char *bdf, char *err, size_t errle
 	vfio_pci_init(dev);
 	if (errlen)
 		err[0] = '\0';
-	if (!vfio_pci_bdf_valid(bdf))
-		return fail(err, errlen, -EINVAL, "'%s' is not a PCI address", bdf);
-	snprintf(dev->bdf, sizeof(dev->bdf), "%s", bdf);
-	r = group_get(bdf, &dev->group, err, errlen);
-	if (r < 0)
-		return r;
-	/* The kernel makes device fds close-on-exec. */
-	dev->device_fd = ioctl(dev->group->fd, VFIO_GROUP_GET_DEVICE_FD, bdf);
-	if (dev->device_fd < 0) {
-		r = fail(err, errlen, -errno, "%s: no VFIO device (bound to vfio-pci?)", bdf);
-		goto out;
+	if (!vfio_pci_bdf_valid(bdf)) {
+		if (device_fd >= 0)
+			close(device_fd);
+		return fail(err, errlen, -EINVAL, "'%s' is not a PCI address", bdf ? bdf : "(null)");
 	}
+	snprintf(dev->bdf, sizeof(dev->bdf), "%s", bdf);
+	if (device_fd < 0)
+		return fail(err, errlen, -EBADF, "%s: no device fd", bdf);
+	dev->device_fd = device_fd;
 	if (ioctl(dev->device_fd, VFIO_DEVICE_GET_INFO, &info) < 0) {
-		r = fail(err, errlen, -errno, "%s: device info", bdf);
+		r = fail(err, errlen, -errno, "%s: device info (not a VFIO device fd?)", bdf);
 		goto out;
 	}
 	if (!(info.flags & VFIO_DEVICE_FLAGS_PCI) || info.num_regions <= VFIO_PCI_CONFIG_REGION_INDEX) {
@@ -406,6 +445,5 @@ void vfio_pci_close(struct vfio_pci *dev)
 		close_fds(dev->msix_fds, dev->msix_count);
 		free(dev->msix_fds);
 	}
-	group_put(dev->group);
 	vfio_pci_init(dev);
 }

@@ -1,14 +1,17 @@
 /* The ivshmem/VFIO transport of the vhost-user core (see vu-ivshmem.h). A session's device is
- * opened when first needed (the memory table, a kick, the inflight region) and closed on reset,
- * so that the DD can hot-unplug it once the session ends. Every offset and size the front-end
- * gives is checked against the BAR it points into: an access past a BAR would fault, not fail. */
+ * opened when first needed (the memory table, a kick, the inflight region), from a device fd
+ * ddtk-agent's VFIO broker sends, and closed on reset, so that the DD can hot-unplug it once the
+ * session ends. Every offset and size the front-end gives is checked against the BAR it points
+ * into: an access past a BAR would fault, not fail. */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <linux/pci_regs.h>
@@ -35,32 +38,159 @@ void vu_ivshmem_set_opener(const struct vu_ivshmem_opener *o)
 	opener = o ? o : &vfio_opener;
 }
 
-const char *vu_ivshmem_dir(void)
+const char *vu_ivshmem_broker_socket(void)
 {
-	const char *dir = getenv("DDTK_IVSHMEM_DIR");
+	const char *path = getenv("DDTK_VFIO_SOCKET");
 
-	return dir && *dir ? dir : DDCTL_IVSHMEM_DIR;
+	return path && *path ? path : DDCTL_VFIO_SOCKET;
 }
 
-int vu_ivshmem_resolve(const char *dir, unsigned ivposition, char *ret_bdf, size_t len)
+/* ---------- the VFIO broker's client ---------- */
+
+/* A reply is at most the status and a PCI address (15 characters); anything longer is not one. */
+#define BROKER_REPLY_MAX (4 + 32)
+/* fds taken from one reply: more than the one allowed only to close them all. */
+#define BROKER_REPLY_FDS 4
+
+static void close_all(const int *fds, unsigned n)
 {
-	char path[PATH_MAX], target[PATH_MAX];
-	const char *bdf;
+	for (unsigned i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* Takes the fds of the SCM_RIGHTS messages of mh into fds[0..*n). */
+static void take_fds(struct msghdr *mh, int *fds, unsigned *n)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		size_t k;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k && *n < BROKER_REPLY_FDS; i++)
+			memcpy(&fds[(*n)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+	}
+}
+
+int vu_ivshmem_broker_ask(int sock, unsigned ivposition, char *ret_bdf, size_t len, char *err, size_t errlen)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * BROKER_REPLY_FDS)];
+		struct cmsghdr align;
+	} control;
+	uint8_t rep[BROKER_REPLY_MAX + 1];
+	uint32_t req = htole32(ivposition), le;
+	struct iovec iov = { .iov_base = rep, .iov_len = sizeof(rep) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+			     .msg_controllen = sizeof(control.buf) };
+	char bdf[sizeof(((struct vfio_pci *)0)->bdf)];
+	int fds[BROKER_REPLY_FDS], status, r;
+	unsigned nfds = 0;
+	size_t textlen;
 	ssize_t n;
 
-	if (snprintf(path, sizeof(path), "%s/%u", dir, ivposition) >= (int)sizeof(path))
+	do
+		n = send(sock, &req, sizeof(req), MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(req)) {
+		r = n < 0 ? -errno : -EIO;
+		snprintf(err, errlen, "VFIO broker: cannot ask for IVPosition %u: %s", ivposition, strerror(-r));
+		return r;
+	}
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		r = errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+		snprintf(err, errlen, "VFIO broker: no reply for IVPosition %u: %s", ivposition, strerror(-r));
+		return r;
+	}
+	take_fds(&mh, fds, &nfds);
+	if (n == 0) {
+		r = -ECONNRESET;
+		snprintf(err, errlen, "VFIO broker: closed the connection without a reply for IVPosition %u", ivposition);
+		goto out;
+	}
+	/* The reply is peer input like any other: exactly its shape, or refused. */
+	r = -EPROTO;
+	if (n < 4 || n > BROKER_REPLY_MAX || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		snprintf(err, errlen, "VFIO broker: a malformed reply for IVPosition %u (%zd bytes%s)", ivposition, n,
+			 mh.msg_flags & MSG_CTRUNC ? ", too many fds" : "");
+		goto out;
+	}
+	memcpy(&le, rep, 4);
+	status = (int32_t)le32toh(le);
+	textlen = (size_t)n - 4;
+	if (status > 0 || status < -4095) {
+		snprintf(err, errlen, "VFIO broker: reply for IVPosition %u with status %d", ivposition, status);
+		goto out;
+	}
+	if (status < 0) {
+		r = status;
+		snprintf(err, errlen, "VFIO broker: IVPosition %u: %s%s", ivposition, strerror(-status),
+			 status == -ENODEV ? " (the device is not plugged, not bound to vfio-pci yet, or has no "
+			 "ivshmem server)" : "");
+		goto out;
+	}
+	if (nfds != 1) {
+		snprintf(err, errlen, "VFIO broker: reply for IVPosition %u with %u fds, not 1", ivposition, nfds);
+		goto out;
+	}
+	if (textlen >= sizeof(bdf) || memchr(rep + 4, '\0', textlen)) {
+		snprintf(err, errlen, "VFIO broker: reply for IVPosition %u with a malformed PCI address", ivposition);
+		goto out;
+	}
+	memcpy(bdf, rep + 4, textlen);
+	bdf[textlen] = '\0';
+	if (!vfio_pci_bdf_valid(bdf)) {
+		snprintf(err, errlen, "VFIO broker: reply for IVPosition %u with '%s', not a PCI address", ivposition, bdf);
+		goto out;
+	}
+	if (snprintf(ret_bdf, len, "%s", bdf) >= (int)len) {
+		r = -ENAMETOOLONG;
+		snprintf(err, errlen, "VFIO broker: IVPosition %u: %s: %s", ivposition, bdf, strerror(-r));
+		goto out;
+	}
+	return fds[0];
+out:
+	close_all(fds, nfds);
+	return r;
+}
+
+int vu_ivshmem_broker_request(const char *path, unsigned ivposition, char *ret_bdf, size_t len, char *err,
+			      size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const struct timeval tv = { .tv_sec = VU_IVSHMEM_BROKER_TIMEOUT_MS / 1000,
+				    .tv_usec = (suseconds_t)(VU_IVSHMEM_BROKER_TIMEOUT_MS % 1000) * 1000 };
+	int sock, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "VFIO broker %s: %s", path, strerror(ENAMETOOLONG));
 		return -ENAMETOOLONG;
-	n = readlink(path, target, sizeof(target) - 1);
-	if (n < 0)
-		return -errno;
-	target[n] = '\0';
-	bdf = strrchr(target, '/');
-	bdf = bdf ? bdf + 1 : target;
-	if (!vfio_pci_bdf_valid(bdf))
-		return -EINVAL;
-	if (snprintf(ret_bdf, len, "%s", bdf) >= (int)len)
-		return -ENAMETOOLONG;
-	return 0;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (sock < 0) {
+		r = -errno;
+		snprintf(err, errlen, "VFIO broker: socket: %s", strerror(-r));
+		return r;
+	}
+	if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "VFIO broker: socket timeout: %s", strerror(-r));
+		goto out;
+	}
+	if (connect(sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "VFIO broker %s: %s (is ddtk-agent running?)", path, strerror(-r));
+		goto out;
+	}
+	r = vu_ivshmem_broker_ask(sock, ivposition, ret_bdf, len, err, errlen);
+out:
+	close(sock);
+	return r;
 }
 
 /* ---------- registers ---------- */
@@ -94,10 +224,9 @@ static int reg_write(const struct vu_ivshmem_device *d, unsigned off, uint32_t v
 
 /* ---------- opening through VFIO ---------- */
 
-static int vfio_open(unsigned ivposition, bool want_vectors, struct vu_ivshmem_device *d, char *err, size_t errlen)
+static int vfio_adopt(int device_fd, const char *bdf, bool want_vectors, struct vu_ivshmem_device *d, char *err,
+		      size_t errlen)
 {
-	const char *dir = vu_ivshmem_dir();
-	char bdf[sizeof(d->pci.bdf)];
 	uint16_t id[2];
 	uint32_t pos = 0;
 	void *p;
@@ -105,14 +234,7 @@ static int vfio_open(unsigned ivposition, bool want_vectors, struct vu_ivshmem_d
 	int r;
 
 	memset(d, 0, sizeof(*d));
-	vfio_pci_init(&d->pci);
-	r = vu_ivshmem_resolve(dir, ivposition, bdf, sizeof(bdf));
-	if (r < 0) {
-		snprintf(err, errlen, "%s/%u: %s%s", dir, ivposition, strerror(-r),
-			 r == -ENOENT ? " (the device is not plugged or not bound to vfio-pci yet)" : "");
-		return r;
-	}
-	r = vfio_pci_open(&d->pci, bdf, err, errlen);
+	r = vfio_pci_adopt(&d->pci, device_fd, bdf, err, errlen);
 	if (r < 0)
 		return r;
 	r = vfio_pci_region_read(&d->pci, VFIO_PCI_CONFIG_REGION_INDEX, PCI_VENDOR_ID, id, sizeof(id));
@@ -172,28 +294,73 @@ static void vfio_close(struct vu_ivshmem_device *d)
 }
 
 static const struct vu_ivshmem_opener vfio_opener = {
-	.open = vfio_open,
+	.adopt = vfio_adopt,
 	.close = vfio_close,
 };
 
+/* The default open: the device fd from the broker, made a device by the opener's adopt. */
+static int broker_open(unsigned ivposition, bool want_vectors, struct vu_ivshmem_device *d, char *err, size_t errlen)
+{
+	char bdf[sizeof(d->pci.bdf)];
+	int fd = vu_ivshmem_broker_request(vu_ivshmem_broker_socket(), ivposition, bdf, sizeof(bdf), err, errlen);
+
+	if (fd < 0)
+		return fd;
+	return opener->adopt(fd, bdf, want_vectors, d, err, errlen);
+}
+
 /* ---------- devices ---------- */
 
-/* Opens device ivposition and checks that it is the one the link promised. */
+/* Opens device ivposition and checks that it is the one the broker promised. */
 static int device_open(unsigned ivposition, bool want_vectors, struct vu_ivshmem_device *d, char *err, size_t errlen)
 {
-	int r = opener->open(ivposition, want_vectors, d, err, errlen);
+	int r = opener->open ? opener->open(ivposition, want_vectors, d, err, errlen)
+			     : broker_open(ivposition, want_vectors, d, err, errlen);
 
 	if (r < 0)
 		return r;
-	/* The link may be stale (a device replaced behind our back), or the device not yet
+	/* The broker's table may be stale (a device replaced behind its back), or the device not yet
 	 * connected to its server (IVPosition reads -1 then). */
 	if (d->ivposition != ivposition) {
-		snprintf(err, errlen, "device %s/%u reports IVPosition %d", vu_ivshmem_dir(), ivposition,
-			 (int)d->ivposition);
+		snprintf(err, errlen, "the device %s%s%sthe VFIO broker gave for IVPosition %u reports IVPosition %d",
+			 d->pci.bdf[0] ? "(" : "", d->pci.bdf, d->pci.bdf[0] ? ") " : "", ivposition, (int)d->ivposition);
 		opener->close(d);
 		return -ENXIO;
 	}
 	return 0;
+}
+
+static void state_put(void)
+{
+	if (!state.maps || --state.maps)
+		return;
+	opener->close(&state.dev);
+	state.open = false;
+}
+
+/* A reference of session iv on the state device, opened with the first. */
+static int state_get(struct vu_ivshmem *iv)
+{
+	if (!state.open) {
+		char err[sizeof(iv->error) - 16] = "";
+		int r = device_open(DDCTL_STATE_IVPOSITION, false, &state.dev, err, sizeof(err));
+		if (r < 0) {
+			snprintf(iv->error, sizeof(iv->error), "state device: %s", err);
+			return r;
+		}
+		state.open = true;
+	}
+	state.maps++;
+	iv->state_maps++;
+	return 0;
+}
+
+static void state_unref(struct vu_ivshmem *iv)
+{
+	if (!iv->state_maps)
+		return;
+	iv->state_maps--;
+	state_put();
 }
 
 static int session_open(struct vu_ivshmem *iv)
@@ -209,6 +376,20 @@ static int session_open(struct vu_ivshmem *iv)
 		snprintf(iv->error, sizeof(iv->error), "session %u: %s", iv->ivposition, err);
 		return r;
 	}
+	/* The Doorbell's peer id is the bridge's to choose (it changes with the client's call fds):
+	 * it is in the session's control block of the state device. */
+	r = state_get(iv);
+	if (r == 0 && state.dev.shm_size < DDCTL_STATE_CTL_OFFSET(iv->ivposition) + sizeof(uint32_t)) {
+		snprintf(iv->error, sizeof(iv->error), "session %u: the state device is too small", iv->ivposition);
+		state_unref(iv);
+		r = -EINVAL;
+	}
+	if (r < 0) {
+		opener->close(&iv->dev);
+		memset(&iv->dev, 0, sizeof(iv->dev));
+		return r;
+	}
+	iv->peer_word = (const uint32_t *)(state.dev.shm + DDCTL_STATE_CTL_OFFSET(iv->ivposition));
 	iv->open = true;
 	return 0;
 }
@@ -218,16 +399,10 @@ static void session_release(struct vu_ivshmem *iv)
 	if (!iv->open)
 		return;
 	opener->close(&iv->dev);
+	iv->peer_word = NULL;
+	state_unref(iv);
 	iv->open = false;
 	memset(&iv->dev, 0, sizeof(iv->dev));
-}
-
-static void state_put(void)
-{
-	if (!state.maps || --state.maps)
-		return;
-	opener->close(&state.dev);
-	state.open = false;
 }
 
 void vu_ivshmem_init(struct vu_ivshmem *iv, unsigned ivposition)
@@ -301,26 +476,15 @@ static int ivshmem_map_inflight(void *transport, int fd, uint64_t size, uint64_t
 			 (unsigned long long)offset, (unsigned long long)DDCTL_STATE_AREA, (unsigned long long)area);
 		return -EINVAL;
 	}
-	if (!state.open) {
-		char err[sizeof(iv->error) - 16] = "";
-		int r = device_open(DDCTL_STATE_IVPOSITION, false, &state.dev, err, sizeof(err));
-		if (r < 0) {
-			snprintf(iv->error, sizeof(iv->error), "state device: %s", err);
-			return r;
-		}
-		state.open = true;
-	}
+	int r = state_get(iv);
+	if (r < 0)
+		return r;
 	if (offset > state.dev.shm_size || size > state.dev.shm_size - offset) {
 		snprintf(iv->error, sizeof(iv->error), "session %u: inflight region ends past the state device (%#llx bytes)",
 			 iv->ivposition, (unsigned long long)state.dev.shm_size);
-		if (!state.maps) {
-			opener->close(&state.dev);
-			state.open = false;
-		}
+		state_unref(iv);
 		return -EINVAL;
 	}
-	state.maps++;
-	iv->state_maps++;
 	*ret_addr = state.dev.shm + offset;
 	return 0;
 }
@@ -329,10 +493,7 @@ static void ivshmem_unmap_inflight(void *transport, void *addr, uint64_t size)
 {
 	struct vu_ivshmem *iv = transport;
 
-	if (!iv->state_maps)
-		return;
-	iv->state_maps--;
-	state_put();
+	state_unref(iv);
 }
 
 static int ivshmem_kick_fd(void *transport, unsigned index)
@@ -373,7 +534,13 @@ static int ivshmem_notify(void *transport, struct vu_vq *vq)
 	 * interrupt: the fence keeps the RAM stores before the MMIO store (on x86 stores are
 	 * ordered anyway and this costs an mfence next to a VM exit; weaker CPUs need it). */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return reg_write(&iv->dev, IVSHMEM_REG_DOORBELL, ivshmem_doorbell(DDCTL_CLIENT_PEER_ID, (uint16_t)vq->index));
+	/* The bridge stores a new peer id after QEMU got that peer's vectors (acquire: pairs with
+	 * its release store); a Doorbell to the previous one may be lost, which the bridge covers
+	 * with one interrupt of its own after the change. */
+	uint32_t peer = __atomic_load_n(iv->peer_word, __ATOMIC_ACQUIRE);
+	if (peer < DDCTL_PEER_ID_FIRST || peer > UINT16_MAX)
+		return -EAGAIN;
+	return reg_write(&iv->dev, IVSHMEM_REG_DOORBELL, ivshmem_doorbell((uint16_t)peer, (uint16_t)vq->index));
 }
 
 static void ivshmem_reset(void *transport)

@@ -1,6 +1,7 @@
 /* The driver domain's vhost-user transport: a back-end in the DD serves session S (one vhost-user
  * device of one client) through the ivshmem-doorbell device whose IVPosition is S, bound to
- * vfio-pci by ddtk-agent. Messages still come on a Unix socket, but without fds: the client's
+ * vfio-pci by ddtk-agent, which holds its IOMMU group and hands out its VFIO device fd (the VFIO
+ * broker, DDCTL_VFIO_SOCKET). Messages still come on a Unix socket, but without fds: the client's
  * RAM is the device's BAR2 (a memory-table region's mmap_offset is an offset into it), a kick of
  * queue i is MSI-X vector i, a call is a Doorbell write, and the inflight region lies in the
  * state device (IVPosition DDCTL_STATE_IVPOSITION, shared by every session of the process). */
@@ -38,15 +39,21 @@ struct vu_ivshmem_device {
 	struct vfio_pci pci;
 };
 
-/* How devices are found and opened: through DDCTL_IVSHMEM_DIR and VFIO, or a test's fake. open
- * fills dev (with vectors when want_vectors) or returns -errno with a line in err; close undoes
- * a successful open. */
+/* How devices are found and opened. By default the VFIO broker sends a device fd for the
+ * IVPosition (vu_ivshmem_broker_request) and adopt makes the device of it; a test replaces both
+ * (open) or only the VFIO part (adopt). open (NULL: broker, then adopt) fills dev (with vectors when
+ * want_vectors) or returns -errno with a line in err; adopt does the same from device_fd, the fd the
+ * broker sent for bdf, which it owns from then on (it is closed when adopt fails); close undoes a
+ * successful open or adopt. The IVPosition dev reports is checked by the caller. */
 struct vu_ivshmem_opener {
 	int (*open)(unsigned ivposition, bool want_vectors, struct vu_ivshmem_device *dev, char *err, size_t errlen);
+	int (*adopt)(int device_fd, const char *bdf, bool want_vectors, struct vu_ivshmem_device *dev, char *err,
+		     size_t errlen);
 	void (*close)(struct vu_ivshmem_device *dev);
 };
 
-/* For tests: opener instead of VFIO (NULL: VFIO again). Set it while no device is open. */
+/* For tests: opener instead of the broker and VFIO (NULL: those again). Set it while no device is
+ * open. */
 void vu_ivshmem_set_opener(const struct vu_ivshmem_opener *opener);
 
 /* One session. */
@@ -54,7 +61,8 @@ struct vu_ivshmem {
 	unsigned ivposition;          /* the session id S, 1..DDCTL_SESSIONS_MAX */
 	bool open;                    /* dev is open: from the first need until a reset */
 	struct vu_ivshmem_device dev;
-	unsigned state_maps;          /* inflight regions of the state device this session has mapped */
+	unsigned state_maps;          /* references on the state device: its control block, inflight regions */
+	const uint32_t *peer_word;    /* the session's control block: the Doorbell's peer id */
 	char error[320];              /* why the last operation failed */
 };
 
@@ -62,11 +70,24 @@ void vu_ivshmem_init(struct vu_ivshmem *iv, unsigned ivposition);
 /* Releases the device and whatever of the state device the session still holds. */
 void vu_ivshmem_close(struct vu_ivshmem *iv);
 
-/* Where ddtk-agent makes its links: $DDTK_IVSHMEM_DIR when set (tests), else DDCTL_IVSHMEM_DIR. */
-const char *vu_ivshmem_dir(void);
+/* The VFIO broker's socket: $DDTK_VFIO_SOCKET when set (tests), else DDCTL_VFIO_SOCKET. */
+const char *vu_ivshmem_broker_socket(void);
 
-/* The PCI address the link dir/ivposition points at (.../BDF), checked to be one. */
-int vu_ivshmem_resolve(const char *dir, unsigned ivposition, char *ret_bdf, size_t len);
+/* How long a back-end waits for the broker's reply. The agent answers in its next loop turn; a
+ * back-end stuck longer would stall every session it serves. */
+#define VU_IVSHMEM_BROKER_TIMEOUT_MS 3000
+
+/* The client side of the broker's protocol (ddctl-proto.h) on sock, a connected SOCK_SEQPACKET
+ * socket: asks for ivposition and returns the device fd the reply brought (close-on-exec), with the
+ * device's PCI address in ret_bdf. Otherwise -errno with a line in err: the broker's status (-ENODEV:
+ * it has no such device), or -EPROTO for a reply that is not one (status 0 without exactly one fd,
+ * a malformed PCI address, a short or long packet); every fd that came with it is closed. */
+int vu_ivshmem_broker_ask(int sock, unsigned ivposition, char *ret_bdf, size_t len, char *err, size_t errlen);
+
+/* The same on a new connection to the broker listening on path, waiting for the reply at most
+ * VU_IVSHMEM_BROKER_TIMEOUT_MS (-ETIMEDOUT). */
+int vu_ivshmem_broker_request(const char *path, unsigned ivposition, char *ret_bdf, size_t len, char *err,
+			      size_t errlen);
 
 /* memory_fds = false, kick_fd, reset: for vu_dev_init() with a struct vu_ivshmem. */
 extern const struct vu_transport_ops vu_ivshmem_transport_ops;

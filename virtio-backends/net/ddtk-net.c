@@ -917,8 +917,8 @@ static int client_start(struct net_client *c)
 	fprintf(stderr, "%s: serving %s, MAC %s, %u queue pair%s", name, c->socket_path[0] ? c->socket_path : "--fd",
 		net_mac_format(c->port.mac.b, mac), c->pairs, c->pairs > 1 ? "s" : "");
 	if (c->ivshmem)
-		fprintf(stderr, ", client memory through ivshmem session %u (%s/%u)", c->ivshmem, vu_ivshmem_dir(),
-			c->ivshmem);
+		fprintf(stderr, ", client memory through ivshmem session %u (device from %s)", c->ivshmem,
+			vu_ivshmem_broker_socket());
 	fputc('\n', stderr);
 	return 0;
 }
@@ -1093,11 +1093,12 @@ static void usage(FILE *f)
 "Driver-domain mode (ivshmem=S, S = 1..%d): ddtk-net runs in the driver domain VM. The socket\n"
 "carries vhost-user messages without fds (ddtk-agent relays them from ddtk-bridge); the\n"
 "client's RAM is BAR2 of the ivshmem-doorbell device with IVPosition S, a kick of queue i is its\n"
-"MSI-X vector i, a call is a Doorbell write. ddtk-agent binds that device to vfio-pci and links\n"
-"it as %s/S (DDTK_IVSHMEM_DIR=DIR looks in DIR instead); ddtk-net opens it when\n"
-"the session first needs it and closes it when the session resets.\n",
+"MSI-X vector i, a call is a Doorbell write. ddtk-agent binds that device to vfio-pci, holds its\n"
+"IOMMU group and sends its VFIO device fd, by IVPosition, on %s\n"
+"(DDTK_VFIO_SOCKET=PATH asks there instead); ddtk-net asks for it when the session first needs\n"
+"it and closes it when the session resets.\n",
 		(unsigned)NET_DEFAULT_PAIRS, (unsigned)NET_MAX_PAIRS, (unsigned)NET_DEFAULT_MTU,
-		(unsigned)NET_DEFAULT_POLL_US, DDCTL_SESSIONS_MAX, DDCTL_IVSHMEM_DIR);
+		(unsigned)NET_DEFAULT_POLL_US, DDCTL_SESSIONS_MAX, DDCTL_VFIO_SOCKET);
 }
 
 static struct net_client *client_new(void)
