@@ -15,6 +15,8 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #ifndef GRND_INSECURE
@@ -136,7 +138,10 @@ static void usage(FILE *f)
 "For tests outside a driver domain:\n"
 "  --port=PATH              a device path instead of a port name\n"
 "  --run-dir=DIR            sockets and links in DIR instead of " DDCTL_RUN_DIR "\n"
-"  --no-devices             leave PCI devices alone (no ivshmem binding)\n",
+"  --no-devices             leave PCI devices alone (no ivshmem binding)\n"
+"For people in the DD (no socat there):\n"
+"  --stats=SOCKET           print what a back-end's stats socket answers, and exit\n"
+"                           (" DDCTL_RUN_DIR "/blk.stats, " DDCTL_RUN_DIR "/net.stats)\n",
 		(unsigned)AGENT_DEFAULT_POLL_US, (unsigned)AGENT_DEFAULT_WATCHDOG_TIMEOUT_S,
 		(unsigned)AGENT_DEFAULT_HELLO_TIMEOUT_MS);
 }
@@ -154,11 +159,36 @@ static int parse_unsigned(const char *opt, const char *s, unsigned min, unsigned
 	return 0;
 }
 
+/* --stats: one connection to a back-end's stats socket, its answer to stdout. */
+static int print_stats(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char buf[4096];
+	ssize_t n;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "ddtk-agent: %s: path too long\n", path);
+		return 1;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "ddtk-agent: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			return 1;
+	close(fd);
+	return n < 0 ? 1 : 0;
+}
+
 static int parse_options(int argc, char **argv, struct agent_options *o)
 {
 	enum {
 		OPT_PORT = 256, OPT_DISK, OPT_UPLINK, OPT_BLK, OPT_NET, OPT_POLL, OPT_WD, OPT_WD_TIMEOUT, OPT_HELLO,
-		OPT_RUN_DIR, OPT_NO_DEVICES,
+		OPT_RUN_DIR, OPT_NO_DEVICES, OPT_STATS,
 	};
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, OPT_PORT },
@@ -168,6 +198,7 @@ static int parse_options(int argc, char **argv, struct agent_options *o)
 		{ "net", required_argument, NULL, OPT_NET },
 		{ "poll-us", required_argument, NULL, OPT_POLL },
 		{ "watchdog", required_argument, NULL, OPT_WD },
+		{ "stats", required_argument, NULL, OPT_STATS },
 		{ "watchdog-timeout", required_argument, NULL, OPT_WD_TIMEOUT },
 		{ "hello-timeout-ms", required_argument, NULL, OPT_HELLO },
 		{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
@@ -214,6 +245,7 @@ static int parse_options(int argc, char **argv, struct agent_options *o)
 			break;
 		case OPT_RUN_DIR: o->backend.run_dir = optarg; break;
 		case OPT_NO_DEVICES: o->devices = false; break;
+		case OPT_STATS: exit(print_stats(optarg));
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("ddtk-agent %s\n", DDTK_VERSION); exit(0);
 		default: usage(stderr); return -EINVAL;

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The driver domain serving two clients, and what may happen to it: both clients write and verify
+# their volumes (fio crc32c) and reach a peer host through the DD's e1000; a client cannot reach past
+# its volume; the DD is destroyed (virsh destroy) in the middle of both clients' write jobs and
+# started again; ddtk-blk inside the DD is killed with SIGKILL in the middle of them; a process that
+# sends garbage on a client's socket loses that client its connection, nobody else anything. Through
+# all of it the clients' fio jobs finish with no verify error and no I/O error in their kernels.
+. "$DDTK_SOURCE_ROOT/tests/lib/vmtest.sh"
+. "$DDTK_SOURCE_ROOT/scripts/lib/peer-net.sh"
+peer_net_names "$INSTANCE"
+test_extra_cleanup() { peer_net_down; }
+
+write_config "clients = a b"
+cat >> "$DDTK_CONFIG" <<CONF
+[driver-domain]
+nic-tap = $PEER_TAP
+disk-size = 512M
+[client.a]
+volume = 128M
+dd-nic = yes
+[client.b]
+volume = 128M
+dd-nic = yes
+CONF
+peer_net_dd_up
+"$DDTK" up
+bridge_json() { "$DDTK" status | sed -n '/^{/,$p' | tr -d ' \n'; }
+dd_domain="ddtk-$INSTANCE-dd"
+
+expect_match "bridge serves all four devices" "$(bridge_json)" '"id":4,[^}]*"served":true'
+[ "$(bridge_json | grep -o '"served":true' | wc -l)" -eq 4 ] || fail "not every session is served: $(bridge_json)"
+expect_eq "a's disk (sectors)" "$(in_vm a 'cat /sys/block/vda/size')" $((128 * 2048))
+in_vm a 'ip link set eth0 up && ip addr add 10.77.0.11/24 dev eth0' >/dev/null
+in_vm b 'ip link set eth0 up && ip addr add 10.77.0.12/24 dev eth0' >/dev/null
+expect_match "a pings the peer through the DD" "$(in_vm a "ping -c 3 -W 5 $PEER_IP")" "3 packets received"
+expect_match "a pings b" "$(in_vm a 'ping -c 3 -W 5 10.77.0.12')" "3 packets received"
+
+# Isolation: a's last sector and b's first are neighbours on the DD's disk.
+in_vm a 'printf "ddtk-a-was-here" | dd of=/dev/vda bs=512 seek=262143 conv=sync,notrunc oflag=direct 2>/dev/null' >/dev/null
+expect_eq "b's first sector is not a's" "$(in_vm b 'dd if=/dev/vda bs=512 count=1 iflag=direct 2>/dev/null | grep -c ddtk-a-was-here || true')" 0
+set +e
+out=$("$DDTK" exec a -- 'dd if=/dev/vda of=/dev/null bs=512 skip=262144 count=1 iflag=direct 2>&1')
+set -e
+expect_match "a reads past its end: nothing" "$out" "0\+0 records in"
+
+fio_start() { # CLIENT SIZE
+  in_vm "$1" "rm -f /root/fio.rc; dmesg -c >/dev/null; (fio --name=dd --filename=/dev/vda --ioengine=libaio --direct=1 \
+    --rw=randwrite --bs=4k --iodepth=8 --size=$2 --verify=crc32c --output-format=terse --terse-version=3 \
+    > /root/fio.out 2>&1; echo \$? > /root/fio.rc) >/dev/null 2>&1 &" >/dev/null
+}
+wait_writes_in_flight() {
+  for _ in $(seq 120); do
+    busy=0
+    for c in a b; do
+      w=$("$DDTK" exec "$c" -- 'cat /sys/block/vda/inflight' | awk '{print $2}')
+      [ "${w:-0}" -gt 0 ] && busy=$((busy + 1))
+    done
+    [ $busy -eq 2 ] && return
+    sleep 0.5
+  done
+  fail "the fio jobs never had writes in flight"
+}
+fio_check() { # WHAT
+  for _ in $(seq 300); do
+    n=0
+    for c in a b; do "$DDTK" exec "$c" -- 'test -f /root/fio.rc' && n=$((n + 1)); done
+    [ $n -eq 2 ] && break
+    sleep 2
+  done
+  for c in a b; do
+    expect_eq "$1: $c's fio exit status" "$(in_vm "$c" 'cat /root/fio.rc')" 0
+    expect_match "$1: $c's fio error field (verify included)" "$(in_vm "$c" 'cut -d";" -f5 /root/fio.out')" '^0$'
+    if in_vm "$c" 'dmesg' | grep -Eiq 'I/O error|blk_update_request|Buffer I/O'; then
+      fail "$1: $c's kernel logged I/O errors"
+    fi
+    pass "$1: no I/O error in $c's kernel log"
+  done
+}
+wait_served() { # BOOTS_AT_LEAST
+  for _ in $(seq 240); do
+    st=$(bridge_json)
+    boots=$(grep -o '"boots_seen":[0-9]*' <<<"$st" | cut -d: -f2)
+    if [ "${boots:-0}" -ge "$1" ] && [ "$(grep -o '"served":true' <<<"$st" | wc -l)" -eq 4 ]; then return; fi
+    sleep 0.5
+  done
+  fail "the DD does not serve every device again: $(bridge_json)"
+}
+
+# 1. virsh destroy in the middle of both write jobs, then a new DD.
+for c in a b; do fio_start "$c" 32M; done
+wait_writes_in_flight
+boots=$(bridge_json | grep -o '"boots_seen":[0-9]*' | cut -d: -f2)
+virsh -q destroy "$dd_domain" >/dev/null
+pass "DD destroyed while both clients write"
+"$DDTK" start dd
+wait_served $((boots + 1))
+pass "the new DD serves every device"
+fio_check "DD destroyed"
+expect_match "a reaches the peer again" "$(in_vm a "ping -c 3 -W 5 $PEER_IP")" "3 packets received"
+
+# 2. kill -9 of ddtk-blk inside the DD in the middle of both write jobs.
+for c in a b; do fio_start "$c" 32M; done
+wait_writes_in_flight
+in_vm dd 'kill -9 $(pidof ddtk-blk)' >/dev/null
+pass "ddtk-blk killed with SIGKILL inside the DD while both clients write"
+fio_check "ddtk-blk killed"
+expect_match "the agent restarted ddtk-blk" "$(in_vm dd 'pidof ddtk-blk')" '^[0-9]+$'
+
+# 3. A peer sending garbage on a's socket: it replaces a's connection and is dropped; b goes on.
+bridge_dir=/var/lib/ddtk/$INSTANCE/bridge
+fio_start b 16M
+head -c 4096 /dev/urandom | socat -u - "UNIX-CONNECT:$bridge_dir/a-blk.sock" || true
+sleep 1
+expect_match "the bridge still runs" "$("$DDTK" status)" "ddtk-bridge running"
+for _ in $(seq 150); do "$DDTK" exec b -- 'test -f /root/fio.rc' && break; sleep 2; done
+expect_eq "b's fio after a's garbage" "$(in_vm b 'cat /root/fio.rc')" 0
+expect_match "b's fio error field" "$(in_vm b 'cut -d";" -f5 /root/fio.out')" '^0$'
