@@ -40,32 +40,7 @@ static int port_find(const char *name, char *ret_path, size_t cap)
 		snprintf(ret_path, cap, "%s", link);
 		return 0;
 	}
-	DIR *d = opendir("/sys/class/virtio-ports");
-	if (!d)
-		return -errno;
-	int r = -ENOENT;
-	const struct dirent *de;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char p[512], buf[256];
-		snprintf(p, sizeof(p), "/sys/class/virtio-ports/%s/name", de->d_name);
-		int fd = open(p, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		ssize_t n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		buf[strcspn(buf, "\n")] = '\0';
-		if (strcmp(buf, name) == 0 && snprintf(ret_path, cap, "/dev/%s", de->d_name) < (int)cap) {
-			r = 0;
-			break;
-		}
-	}
-	closedir(d);
-	return r;
+	return agent_port_find(name, ret_path, cap);
 }
 
 static void port_try_open(struct agent *a, int64_t now)

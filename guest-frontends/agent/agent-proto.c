@@ -2,6 +2,10 @@
  * comes from a peer and is checked before use. */
 #include "agent-proto.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -231,4 +235,34 @@ int agent_write_all(int fd, const void *buf, size_t len, int64_t deadline_ms)
 		poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
 	}
 	return 0;
+}
+
+int agent_port_find(const char *name, char *ret_path, size_t cap)
+{
+	DIR *d = opendir("/sys/class/virtio-ports");
+	if (!d)
+		return -errno;
+	int r = -ENOENT;
+	const struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char p[512], buf[256];
+		snprintf(p, sizeof(p), "/sys/class/virtio-ports/%s/name", de->d_name);
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		if (strcmp(buf, name) == 0 && snprintf(ret_path, cap, "/dev/%s", de->d_name) < (int)cap) {
+			r = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return r;
 }

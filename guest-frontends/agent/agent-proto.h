@@ -82,6 +82,11 @@ uint32_t agent_u32_get(const uint8_t *p);
 
 const char *agent_msg_type_name(uint8_t type);
 
+/* The guest's device of the virtio-serial port called name (/dev/vportNpM, found through
+ * /sys/class/virtio-ports: busybox has no udev for the /dev/virtio-ports links). -ENOENT when
+ * there is none (yet). */
+int agent_port_find(const char *name, char *ret_path, size_t cap);
+
 /* Milliseconds on the monotonic clock: the time base of the deadlines below. */
 int64_t agent_now_ms(void);
 /* Writes all of buf to fd (a socket or a virtio-serial port, blocking or not), waiting for room

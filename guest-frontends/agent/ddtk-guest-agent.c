@@ -46,38 +46,6 @@ struct agent {
 	struct agent_job job;
 };
 
-/* Finds /dev/vportNpM whose virtio-serial name is `name`; without udev there is no by-name link. */
-static int port_find(const char *name, char *ret_path, size_t cap)
-{
-	DIR *d = opendir("/sys/class/virtio-ports");
-	if (!d)
-		return -errno;
-	int r = -ENOENT;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char p[512], buf[256];
-		snprintf(p, sizeof(p), "/sys/class/virtio-ports/%s/name", de->d_name);
-		int fd = open(p, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		ssize_t n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		buf[strcspn(buf, "\n")] = '\0';
-		if (strcmp(buf, name) == 0) {
-			snprintf(ret_path, cap, "/dev/%s", de->d_name);
-			r = 0;
-			break;
-		}
-	}
-	closedir(d);
-	return r;
-}
-
 static void agent_send(struct agent *a, uint8_t type, uint32_t id, const void *payload, uint32_t len)
 {
 	static uint8_t buf[AGENT_FRAME_HEADER_SIZE + AGENT_FRAME_PAYLOAD_MAX];
@@ -321,7 +289,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	char path[300];
 	uint64_t give_up = (uint64_t)agent_now_ms() + (uint64_t)(wait_s > 0 ? wait_s : 0) * 1000u;
-	while (port_find(port_name, path, sizeof(path)) < 0) {
+	while (agent_port_find(port_name, path, sizeof(path)) < 0) {
 		if ((uint64_t)agent_now_ms() >= give_up) {
 			fprintf(stderr, "ddtk-guest-agent: no virtio-serial port named %s\n", port_name);
 			return 1;

@@ -1,5 +1,6 @@
 /* ddtk-bridge as `ddtk up`, `down` and `status` run it: a detached process found through its pid
  * file, ready once its status socket accepts a connection. See vmm.h. */
+#include "agent-proto.h"
 #include "vmm.h"
 
 #include <errno.h>
@@ -20,18 +21,6 @@
 #define BRIDGE_STATUS_MAX (1u << 20)
 #define BRIDGE_LOG_TAIL_LINES 25
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
 
 /* Whether pid is a live ddtk-bridge: its command line (argv[0], or the script an interpreter
  * runs) names the program. A zombie's command line is empty, so a bridge that exited but was not
@@ -117,14 +106,14 @@ static int status_connect(const char *path, int *ret_fd)
 /* Waits up to timeout_ms for pid to be gone (reaping it when it is this process's child). */
 static bool bridge_wait_gone(pid_t pid, unsigned timeout_ms)
 {
-	int64_t deadline = now_ms() + (int64_t)timeout_ms;
+	int64_t deadline = agent_now_ms() + (int64_t)timeout_ms;
 	for (;;) {
 		waitpid(pid, NULL, WNOHANG); /* fails with ECHILD for a bridge an earlier ddtk started */
 		if (!bridge_alive(pid))
 			return true;
-		if (now_ms() >= deadline)
+		if (agent_now_ms() >= deadline)
 			return false;
-		sleep_ms(50);
+		vmm_sleep_ms(50);
 	}
 }
 
@@ -241,7 +230,7 @@ int vmm_bridge_start(const struct vmm *m, char *const argv[], pid_t *ret_pid, st
 	}
 
 	char why[DDTK_SOCKET_PATH_MAX + 128];
-	int64_t deadline = now_ms() + (int64_t)VMM_BRIDGE_START_TIMEOUT_S * 1000;
+	int64_t deadline = agent_now_ms() + (int64_t)VMM_BRIDGE_START_TIMEOUT_S * 1000;
 	for (;;) {
 		int status_fd = -1, wstatus;
 		if (waitpid(pid, &wstatus, WNOHANG) == pid) {
@@ -259,9 +248,9 @@ int vmm_bridge_start(const struct vmm *m, char *const argv[], pid_t *ret_pid, st
 			*ret_pid = pid;
 			return 0;
 		}
-		if (now_ms() >= deadline)
+		if (agent_now_ms() >= deadline)
 			break;
-		sleep_ms(100);
+		vmm_sleep_ms(100);
 	}
 	snprintf(why, sizeof(why), "ddtk-bridge (pid %d) did not accept connections on %s within %d s; stopped it",
 		 (int)pid, status, VMM_BRIDGE_START_TIMEOUT_S);
@@ -279,10 +268,10 @@ int vmm_bridge_status(const struct vmm *m, unsigned timeout_ms, char **ret_text,
 		return ddtk_err_set(err, r, "cannot connect to %s: %s", path, strerror(-r));
 	size_t cap = 4096, len = 0;
 	char *buf = malloc(cap);
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = agent_now_ms() + timeout_ms;
 	r = buf ? 0 : -ENOMEM;
 	while (r == 0) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - agent_now_ms();
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		if (left <= 0 || poll(&p, 1, (int)left) == 0) {
 			r = -ETIMEDOUT;

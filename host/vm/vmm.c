@@ -274,7 +274,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(unsigned ms)
+void vmm_sleep_ms(unsigned ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 	nanosleep(&ts, NULL);
@@ -319,7 +319,7 @@ int vmm_wait_ready(struct vmm *m, const char *vm, unsigned timeout_s, struct ddt
 				agent_client_connect(path, &client, NULL);
 			free(path);
 			if (!client) {
-				sleep_ms(200);
+				vmm_sleep_ms(200);
 				continue;
 			}
 		}

@@ -57,6 +57,8 @@ const char *vmm_state(struct vmm *m, const char *vm);
 int vmm_agent_socket(struct vmm *m, const char *vm, char **ret_path, struct ddtk_err *err);
 /* Removes the instance folder (disk image, logs); every VM must be stopped. */
 int vmm_purge(struct vmm *m, struct ddtk_err *err);
+/* Sleeps ms milliseconds (the waits of the start and stop paths). */
+void vmm_sleep_ms(unsigned ms);
 /* Lines at the end of the VM's console log, for error messages (free() it; NULL if none). */
 char *vmm_console_tail(const struct vmm *m, const char *vm, unsigned lines);
 /* The same for any log file: its last `lines` lines (of at most its last 64 KiB), control

@@ -8,7 +8,8 @@
 . "$DDTK_SOURCE_ROOT/tests/lib/vmtest.sh"
 . "$DDTK_SOURCE_ROOT/scripts/lib/peer-net.sh"
 peer_net_names "$INSTANCE"
-test_extra_cleanup() { peer_net_down; }
+# The VMs first: the DD's QEMU holds the tap, which cannot go before it.
+test_extra_cleanup() { "$DDTK" down --purge >/dev/null 2>&1 || true; peer_net_down; }
 
 write_config "clients = a b"
 cat >> "$DDTK_CONFIG" <<CONF
