@@ -113,7 +113,7 @@ sessions=""
 for s in 0 1 2 3; do sessions+=$("$DDTK" -c "$tmp/bridge.conf" xml --ivshmem "$s"); sessions+=$'\n'; done
 grep -q "<address type=\"pci\" domain=\"0x0000\" bus=\"0x03\" slot=\"0x1f\" function=\"0x0\"/>" <<<"$sessions" &&
   grep -q "<server path=\"$tmp/state/xmlcheck-dd/bridge/ivshmem-2.sock\"/>" <<<"$sessions" &&
-  grep -q "<msi vectors=\"7\" ioeventfd=\"on\"/>" <<<"$sessions" ||
+  grep -q "<msi vectors=\"6\" ioeventfd=\"on\"/>" <<<"$sessions" ||
   { echo "FAIL: ivshmem devices"; echo "$sessions"; exit 1; }
 { sed '/<\/devices>/,$d' <<<"$dd_xml"; printf '%s' "$sessions"; sed -n '/<\/devices>/,$p' <<<"$dd_xml"; } > "$tmp/dd-plugged.xml"
 if ! out=$(virt-xml-validate "$tmp/dd-plugged.xml" domain 2>&1); then
