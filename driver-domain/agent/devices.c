@@ -170,6 +170,22 @@ static struct ivshmem_device *device_find(struct devices *ds, const char *bdf)
 	return NULL;
 }
 
+/* Whether the device at bdf is bound to vfio-pci. A device the bridge unplugged and plugged again
+ * between two scans has the same address but comes back without a driver. */
+static bool bound_to_vfio(const char *bdf)
+{
+	char link[128], target[256];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), PCI_DEVICES "/%s/driver", bdf);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return false;
+	target[n] = '\0';
+	const char *base = strrchr(target, '/');
+	return !strcmp(base ? base + 1 : target, "vfio-pci");
+}
+
 static void devices_scan(struct agent *a)
 {
 	struct devices *ds = &a->devices;
@@ -196,6 +212,13 @@ static void devices_scan(struct agent *a)
 			agent_log("ivshmem %s appeared", d->bdf);
 		}
 		d->seen = true;
+		if (d->ready && !bound_to_vfio(d->bdf)) {
+			/* Replaced under the same address: the old one is gone, this one is new. */
+			device_gone(a, d);
+			*d = (struct ivshmem_device){ .seen = true };
+			snprintf(d->bdf, sizeof(d->bdf), "%s", de->d_name);
+			agent_log("ivshmem %s appeared (replaced)", d->bdf);
+		}
 		if (!d->ready && d->attempts < DEVICE_ATTEMPTS_MAX)
 			(void)device_setup(a, d);
 	}

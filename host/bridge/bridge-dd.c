@@ -19,6 +19,7 @@
 #define CONNECT_INTERVAL_MS 500
 #define PLUG_DEBOUNCE_MS 300
 #define RESTART_BACKOFF_MS 1000
+#define DEVICE_READY_MS 20000
 
 static void session_lost(struct bridge_session *s);
 
@@ -314,6 +315,12 @@ static void session_tick(struct bridge_session *s, int64_t now)
 		}
 	}
 
+	if (s->device == BRIDGE_DEVICE_PLUGGED && !s->want_replug && now - s->plugged_ms > DEVICE_READY_MS) {
+		/* The agent never reported it bound: plug it again rather than wait forever. */
+		fprintf(stderr, "ddtk-bridge: session %u (%s): the DD did not take device %u within %d s: re-plugging\n",
+			s->id, s->client_name, s->id, DEVICE_READY_MS / 1000);
+		s->want_replug = true;
+	}
 	if (s->want_replug) {
 		/* Order: stop the back-end's use of the device, unplug it, plug the new one. */
 		if (s->dd == BRIDGE_DD_SESSION_RUNNING) {
@@ -605,6 +612,8 @@ void bridge_device_attached(struct bridge *b, unsigned id, int result, const cha
 		return;
 	}
 	*state = BRIDGE_DEVICE_PLUGGED;
+	if (id != DDCTL_STATE_IVPOSITION)
+		session_by_id(b, id)->plugged_ms = bridge_now_ms();
 	fprintf(stderr, "ddtk-bridge: device %u plugged into the DD\n", id);
 }
 

@@ -127,6 +127,7 @@ struct bridge_session {
 	bool want_replug;              /* a kick or memory fd changed under a plugged device */
 	int64_t plug_after_ms;         /* debounce: QEMU sends a device's rings one after another */
 	int64_t start_after_ms;        /* back-off before starting a failed DD session again */
+	int64_t plugged_ms;            /* when the device was plugged (ready within seconds, or re-plugged) */
 	bool builds_acked_reply;       /* the DD's back-end acked REPLY_ACK in this build */
 	bool dd_pf_set;                /* this DD session got SET_PROTOCOL_FEATURES: it takes questions */
 	struct bridge_pending pending[BRIDGE_PENDING_MAX];
