@@ -20,7 +20,7 @@ test_cleanup() {
   local rc=$?
   if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
     echo "--- $TEST_NAME failed (exit $rc); console logs of instance $INSTANCE:"
-    for log in /var/lib/ddtk/"$INSTANCE"/*.console.log; do
+    for log in /var/lib/ddtk/"$INSTANCE"/*.console.log /var/lib/ddtk/"$INSTANCE"/bridge.log; do
       [ -f "$log" ] && { echo "--- $log"; tail -n 30 "$log"; }
     done
   fi
