@@ -58,7 +58,8 @@ static const char *const outcome_names[_OUT_LAST] = {
 
 /* What a mode expects. A bad control message is refused with REPLY_ACK and ends the connection
  * without (docs/ddtk-blk.md, "Misbehaving front-ends and guests"). */
-enum expectation { EXPECT_DISCONNECTED, EXPECT_REFUSED, EXPECT_BROKEN, EXPECT_IOERR, EXPECT_OK };
+enum expectation { EXPECT_DISCONNECTED, EXPECT_REFUSED, EXPECT_BROKEN, EXPECT_IOERR, EXPECT_OK,
+		   EXPECT_IOERR_ON_BLOCKS /* ioerr on a device whose blk_size is above a sector, else ok */ };
 
 /* One request the mode builds by hand. */
 struct hreq {
@@ -589,6 +590,45 @@ static void run_beyond_volume(struct hostile *h)
 	judge_requests(h);
 }
 
+/* The device's logical block size: blk_size when it offers VIRTIO_BLK_F_BLK_SIZE, else a sector. */
+static uint32_t device_block_size(const struct frontend *fe)
+{
+	if (fe->have_config && has_feature(fe->dev_features, VIRTIO_BLK_F_BLK_SIZE) && fe->blk_size > SECTOR_SIZE)
+		return fe->blk_size;
+	return SECTOR_SIZE;
+}
+
+static void run_unaligned(struct hostile *h)
+{
+	/* Sector-sized and sector-aligned, as virtio-blk allows, but not whole blocks of a device that
+	 * announced larger ones (ddtk-blk with cache=direct on a backing of 4 KiB blocks). */
+	bool refuse = device_block_size(h->fe) > SECTOR_SIZE;
+	const struct {
+		uint64_t sector;
+		uint32_t type;
+		uint32_t len;
+	} reqs[] = {
+		{ 1, VIRTIO_BLK_T_IN, 4096 },	/* a block's length, off a block boundary */
+		{ 0, VIRTIO_BLK_T_IN, 512 },	/* at a boundary, part of a block */
+		{ 1, VIRTIO_BLK_T_OUT, 512 },
+		{ 0, VIRTIO_BLK_T_OUT, 3584 },
+	};
+
+	if (!h->fe->have_config || h->fe->capacity_bytes < 8192) {
+		set_outcome(h, OUT_FRONTEND_ERROR, "needs the block size from the config space (and 8 KiB of disk)");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		struct hreq *r = hreq_new(h, reqs[i].type, reqs[i].sector, reqs[i].len, reqs[i].type == VIRTIO_BLK_T_IN);
+
+		/* Refused reads must not deliver a byte. */
+		r->check_from = refuse && reqs[i].type == VIRTIO_BLK_T_IN ? 0 : HOSTILE_NO_CHECK;
+		hreq_chain(h, r, (uint16_t)(3 * i));
+		fe_avail_add(h->vq, r->head);
+	}
+	judge_requests(h);
+}
+
 static void run_wrong_direction(struct hostile *h)
 {
 	/* A write whose data the device may write (and must not read into), a read whose data the
@@ -673,6 +713,8 @@ static const struct mode modes[] = {
 	  "                             wrapping); no byte from beyond may arrive", run_beyond_volume },
 	{ "wrong-direction", EXPECT_IOERR, "a write with device-writable data, a read with device-readable data",
 	  run_wrong_direction },
+	{ "unaligned", EXPECT_IOERR_ON_BLOCKS, "reads and writes of single sectors and off block boundaries",
+	  run_unaligned },
 	{ "blocking-call-fd", EXPECT_OK, "SET_VRING_CALL with a blocking, saturated eventfd; then a read",
 	  run_blocking_call_fd },
 	{ "hangup-kick-fd", EXPECT_REFUSED, "SET_VRING_KICK with a pipe whose write end is closed (not an eventfd)",
@@ -697,6 +739,8 @@ static enum outcome wanted_outcome(const struct frontend *fe)
 		return OUT_IOERR;
 	case EXPECT_OK:
 		return OUT_OK;
+	case EXPECT_IOERR_ON_BLOCKS:
+		return device_block_size(fe) > SECTOR_SIZE ? OUT_IOERR : OUT_OK;
 	}
 	return OUT_FRONTEND_ERROR;
 }
@@ -731,6 +775,7 @@ void fe_hostile_usage(FILE *f)
 		[EXPECT_BROKEN] = "device-broken",
 		[EXPECT_IOERR] = "ioerr",
 		[EXPECT_OK] = "ok",
+		[EXPECT_IOERR_ON_BLOCKS] = "ioerr if the device's blk_size is above 512 (no byte may arrive), else ok",
 	};
 
 	fprintf(f, "Hostile modes (each on its own connection, after the full handshake) and the outcome they expect:\n");

@@ -4,9 +4,16 @@
 # must get its expected outcome, A must see no error, the process must live, B must serve a fresh
 # device after it all, and the guard bytes around and between the volumes must not change.
 # No VM, any user, about 20 s.
+# DDTK_BLK_CACHE=direct|buffered: both exports in that cache mode (direct needs O_DIRECT where
+# TMPDIR, default /tmp, lives: the test is skipped without it).
 set -euo pipefail
 : "${DDTK_BLK:?DDTK_BLK must name the ddtk-blk binary}"
 : "${VU_BLK_FRONTEND:?VU_BLK_FRONTEND must name the vu-blk-frontend binary}"
+cache=${DDTK_BLK_CACHE:-}
+case $cache in
+  ''|direct|buffered) ;;
+  *) echo "FAIL: DDTK_BLK_CACHE must be direct or buffered, not '$cache'" >&2; exit 1 ;;
+esac
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ddtk-blk-hostile.XXXXXX")
 blk_pid=
@@ -50,12 +57,19 @@ guard_sum() {
   for at in 0 20 40; do dd if="$backing" bs=$mib skip=$at count=4 status=none; done | sha256sum | cut -d' ' -f1
 }
 guard_before=$(guard_sum)
+if [ "$cache" = direct ] && ! dd if=/dev/zero of="$tmp/probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null; then
+  echo "skip: $tmp ($(stat -f -c %T "$tmp")) does not support O_DIRECT: set TMPDIR for DDTK_BLK_CACHE=direct"
+  exit 77
+fi
+rm -f "$tmp/probe"
 
-"$DDTK_BLK" --export "socket=$sock_a,file=$backing,offset=4M,size=16M,serial=good" \
-            --export "socket=$sock_b,file=$backing,offset=24M,size=16M,serial=hostile" 2>"$tmp/ddtk-blk.log" &
+"$DDTK_BLK" --export "socket=$sock_a,file=$backing,offset=4M,size=16M,serial=good${cache:+,cache=$cache}" \
+            --export "socket=$sock_b,file=$backing,offset=24M,size=16M,serial=hostile${cache:+,cache=$cache}" \
+            2>"$tmp/ddtk-blk.log" &
 blk_pid=$!
 for _ in $(seq 100); do [ -S "$sock_a" ] && [ -S "$sock_b" ] && break; sleep 0.05; done
 if [ ! -S "$sock_a" ] || [ ! -S "$sock_b" ]; then fail "ddtk-blk did not create its sockets"; fi
+[ -n "$cache" ] && echo "cache=$cache for both exports"
 
 # The good front-end: verify, then random writes in 2-second runs for as long as the hostile one
 # works, then verify again. Each run's exit status and JSON go to good.json.

@@ -1,6 +1,8 @@
-/* Parsing virtio-blk requests out of descriptor chains. The guest decides how its buffers are cut
- * into descriptors: the header and the status byte may straddle or share iovecs. */
+/* Parsing virtio-blk requests out of descriptor chains, and copying their data to and from bounce
+ * buffers. The guest decides how its buffers are cut into descriptors: the header and the status
+ * byte may straddle or share iovecs. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blk-req.h"
@@ -91,4 +93,100 @@ const char *blk_req_type_name(uint32_t type)
 	default:
 		return "unknown";
 	}
+}
+
+int blk_bounce_reserve(struct blk_bounce_budget *b, uint64_t len)
+{
+	if (len > b->limit)
+		return -E2BIG;
+	if (len > b->limit - b->used)
+		return -EAGAIN;
+	b->used += len;
+	return 0;
+}
+
+void blk_bounce_release(struct blk_bounce_budget *b, uint64_t len)
+{
+	/* More back than taken is a bug of ours; the budget must not wrap and allow everything. */
+	b->used = len > b->used ? 0 : b->used - len;
+}
+
+/* The size class of a bounce size (BLK_BOUNCE_MIN_SIZE << class), or -1 for other sizes. */
+static int bounce_class(uint64_t size)
+{
+	for (int c = 0; c < BLK_BOUNCE_CLASSES; c++)
+		if (size == (uint64_t)BLK_BOUNCE_MIN_SIZE << c)
+			return c;
+	return -1;
+}
+
+uint64_t blk_bounce_size(uint64_t len)
+{
+	uint64_t size = BLK_BOUNCE_MIN_SIZE;
+
+	if (len > BLK_BOUNCE_BYTES_MAX)
+		return 0;
+	while (size < len)
+		size <<= 1;
+	return size;
+}
+
+void *blk_bounce_get(struct blk_bounce_cache *c, uint64_t size)
+{
+	int k = bounce_class(size);
+	void *buf;
+
+	if (k < 0)
+		return NULL;
+	buf = c->free[k];
+	if (buf) {
+		memcpy(&c->free[k], buf, sizeof(void *));
+		c->bytes -= size;
+		return buf;
+	}
+	if (posix_memalign(&buf, BLK_BOUNCE_ALIGN, (size_t)size) != 0)
+		return NULL;
+	return buf;
+}
+
+void blk_bounce_put(struct blk_bounce_cache *c, void *buf, uint64_t size)
+{
+	int k = bounce_class(size);
+
+	if (!buf)
+		return;
+	if (k < 0 || size > BLK_BOUNCE_CACHE_BYTES - c->bytes) {
+		free(buf);
+		return;
+	}
+	memcpy(buf, &c->free[k], sizeof(void *));
+	c->free[k] = buf;
+	c->bytes += size;
+}
+
+void blk_bounce_cache_clear(struct blk_bounce_cache *c)
+{
+	for (int k = 0; k < BLK_BOUNCE_CLASSES; k++) {
+		while (c->free[k]) {
+			void *buf = c->free[k];
+
+			memcpy(&c->free[k], buf, sizeof(void *));
+			free(buf);
+		}
+	}
+	c->bytes = 0;
+}
+
+int blk_req_gather(const struct blk_req *req, void *buf, uint64_t len)
+{
+	if (req->out_len != len)
+		return -EINVAL;
+	return vu_iov_to_buf(req->out, req->out_num, 0, buf, (size_t)len) == len ? 0 : -EINVAL;
+}
+
+int blk_req_scatter(const struct blk_req *req, const void *buf, uint64_t len)
+{
+	if (req->in_len != len)
+		return -EINVAL;
+	return vu_iov_from_buf(req->in, req->in_num, 0, buf, (size_t)len) == len ? 0 : -EINVAL;
 }

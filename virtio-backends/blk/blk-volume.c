@@ -17,6 +17,8 @@ void blk_volume_init(struct blk_volume *vol)
 {
 	memset(vol, 0, sizeof(*vol));
 	vol->fd = -1;
+	vol->align = BLK_SECTOR_SIZE;
+	vol->mem_align = 1;
 }
 
 int blk_parse_size(const char *s, uint64_t *ret)
@@ -57,6 +59,61 @@ int blk_parse_size(const char *s, uint64_t *ret)
 	return 0;
 }
 
+int blk_direct_align(unsigned reported, unsigned *ret)
+{
+	if (reported == 0)
+		return -EOPNOTSUPP;
+	if (reported & (reported - 1) || reported > BLK_DIRECT_ALIGN_MAX)
+		return -EINVAL;
+	*ret = reported < BLK_SECTOR_SIZE ? BLK_SECTOR_SIZE : reported;
+	return 0;
+}
+
+/* With direct: what O_DIRECT needs of offsets, lengths and buffer addresses on this backing. */
+static int volume_probe_direct(struct blk_volume *vol, const struct stat *st, char *err, size_t errlen)
+{
+	unsigned reported = (unsigned)st->st_blksize, mem = 0;
+	int r;
+
+	if (vol->is_blockdev) {
+		int lbs;
+
+		if (ioctl(vol->fd, BLKSSZGET, &lbs) < 0) {
+			r = -errno;
+			snprintf(err, errlen, "cannot get the logical block size of %s: %s", vol->path, strerror(errno));
+			return r;
+		}
+		reported = lbs > 0 ? (unsigned)lbs : 0;
+	} else {
+#ifdef STATX_DIOALIGN
+		struct statx stx;
+
+		/* Linux 6.1+ says what the file system needs; older kernels leave the mask bit clear and
+		 * st_blksize, the file system's block size, is always enough. */
+		if (statx(vol->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 && (stx.stx_mask & STATX_DIOALIGN)) {
+			reported = stx.stx_dio_offset_align;
+			mem = stx.stx_dio_mem_align;
+		}
+#endif
+	}
+	r = blk_direct_align(reported, &vol->align);
+	if (r == -EOPNOTSUPP) {
+		snprintf(err, errlen, "%s does not support O_DIRECT (cache=direct); use cache=buffered", vol->path);
+		return r;
+	}
+	if (r < 0 || mem > BLK_DIRECT_ALIGN_MAX) {
+		snprintf(err, errlen, "%s asks for an O_DIRECT alignment of %u bytes (memory %u); at most %u is supported",
+			 vol->path, reported, mem, BLK_DIRECT_ALIGN_MAX);
+		return -EINVAL;
+	}
+	vol->mem_align = BLK_DIRECT_MEM_ALIGN;
+	if (mem > vol->mem_align)
+		vol->mem_align = mem;
+	if (vol->align > vol->mem_align)
+		vol->mem_align = vol->align;
+	return 0;
+}
+
 int blk_volume_open(struct blk_volume *vol, char *err, size_t errlen)
 {
 	struct stat st;
@@ -64,12 +121,19 @@ int blk_volume_open(struct blk_volume *vol, char *err, size_t errlen)
 	int fd, r;
 
 	err[0] = '\0';
-	fd = open(vol->path, (vol->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	vol->align = BLK_SECTOR_SIZE;
+	vol->mem_align = 1;
+	fd = open(vol->path, (vol->read_only ? O_RDONLY : O_RDWR) | (vol->direct ? O_DIRECT : 0) | O_CLOEXEC);
 	if (fd < 0) {
 		r = -errno;
-		snprintf(err, errlen, "cannot open %s: %s", vol->path, strerror(errno));
+		if (vol->direct && errno == EINVAL)
+			snprintf(err, errlen, "cannot open %s with O_DIRECT (cache=direct): its file system does not "
+				 "support it; use cache=buffered", vol->path);
+		else
+			snprintf(err, errlen, "cannot open %s: %s", vol->path, strerror(errno));
 		return r;
 	}
+	vol->fd = fd;
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
 		goto fail;
@@ -88,9 +152,12 @@ int blk_volume_open(struct blk_volume *vol, char *err, size_t errlen)
 		snprintf(err, errlen, "%s is neither a regular file nor a block device", vol->path);
 		goto fail;
 	}
-	if (vol->offset % BLK_SECTOR_SIZE || vol->size % BLK_SECTOR_SIZE) {
+	if (vol->direct && (r = volume_probe_direct(vol, &st, err, errlen)) < 0)
+		goto fail;
+	if (vol->offset % vol->align || vol->size % vol->align) {
 		r = -EINVAL;
-		snprintf(err, errlen, "offset and size must be multiples of %u bytes", BLK_SECTOR_SIZE);
+		snprintf(err, errlen, "offset and size must be multiples of %u bytes%s", vol->align,
+			 vol->direct ? " (the backing's O_DIRECT alignment, cache=direct)" : "");
 		goto fail;
 	}
 	if (vol->offset >= backing) {
@@ -100,19 +167,19 @@ int blk_volume_open(struct blk_volume *vol, char *err, size_t errlen)
 		goto fail;
 	}
 	if (vol->size == 0)
-		vol->size = (backing - vol->offset) / BLK_SECTOR_SIZE * BLK_SECTOR_SIZE;
+		vol->size = (backing - vol->offset) / vol->align * vol->align;
 	if (vol->size == 0 || vol->size > backing - vol->offset) {
 		r = -ERANGE;
 		snprintf(err, errlen, "%s has %" PRIu64 " bytes: no room for %" PRIu64 " bytes at offset %" PRIu64,
 			 vol->path, backing, vol->size, vol->offset);
 		goto fail;
 	}
-	vol->fd = fd;
 	return 0;
 fail:
 	if (err[0] == '\0')
 		snprintf(err, errlen, "%s: %s", vol->path, strerror(-r));
 	close(fd);
+	vol->fd = -1;
 	return r;
 }
 
@@ -137,4 +204,9 @@ int blk_volume_check_range(const struct blk_volume *vol, uint64_t sector, uint64
 		return -ERANGE;
 	*ret_offset = vol->offset + start;
 	return 0;
+}
+
+bool blk_volume_aligned(const struct blk_volume *vol, uint64_t offset, uint64_t len)
+{
+	return offset % vol->align == 0 && len % vol->align == 0;
 }

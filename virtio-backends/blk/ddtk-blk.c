@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <liburing.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,12 @@
 #define BLK_RING_ENTRIES 1024
 #define BLK_MAX_DISCARD_SECTORS (UINT32_C(1) << 22)
 #define BLK_DEFAULT_POLL_US 200
+/* Request errors a guest causes are logged at most this many per export per window; the next line
+ * after the window says how many were left out. */
+#define BLK_LOG_BURST 10
+#define BLK_LOG_WINDOW_NS (UINT64_C(10) * 1000000000u)
+/* Not a virtio status: the request waits for bounce-buffer room (cache=direct); nothing was done. */
+#define BLK_S_WAIT 0xffu
 
 enum blk_op_kind {
 	BLK_OP_READ,
@@ -61,6 +68,13 @@ struct blk_request {
 	uint32_t written;                 /* bytes written into the guest's buffers */
 	uint64_t due_ns;                  /* fault injection: finish no earlier than this */
 	struct blk_request *next_delayed;
+	/* cache=direct: the READ's or WRITE's data, in an aligned buffer of bounce_size bytes (the
+	 * transfer rounded up to a power of two) that counts against the export's budget until the
+	 * I/O is done (request_finish). */
+	void *bounce;
+	uint64_t bounce_size;
+	bool waiting;                     /* in the export's list of requests waiting for that budget */
+	struct blk_request *next_waiting;
 	struct blk_req req;
 	struct blk_op ops[BLK_MAX_SEGS];
 	struct vu_elem elem;
@@ -74,7 +88,9 @@ struct blk_queue {
 	struct vu_watch kick_watch;
 	struct blk_request *free_list;
 	unsigned allocated;
-	unsigned inflight;                /* requests with operations outstanding */
+	unsigned inflight;                /* taken from the ring, not finished (waiting ones too) */
+	bool waiting;                     /* its oldest request waits for bounce room: take no more */
+	bool stopping;                    /* blk_queue_stop drains it: take no more */
 };
 
 struct blk_export {
@@ -82,6 +98,7 @@ struct blk_export {
 	char socket_path[108];
 	int fd;                           /* --fd */
 	unsigned ivshmem;                 /* driver-domain mode: the session's ivshmem device; 0 in host mode */
+	bool cache_given;                 /* cache= was given; else direct with ivshmem, buffered without */
 	struct vu_ivshmem iv;
 	unsigned num_queues;
 	struct vu_dev dev;
@@ -92,6 +109,11 @@ struct blk_export {
 	uint64_t requests, errors;        /* taken from the rings; finished with an error status */
 	uint64_t completed;               /* finished (pushed, or dropped with a broken device) */
 	uint64_t read_bytes, write_bytes; /* moved by READ and WRITE that succeeded */
+	struct blk_bounce_budget bounce;  /* cache=direct: bytes in bounce buffers, and the limit */
+	uint64_t bounce_waits;            /* requests that had to wait for that room */
+	struct blk_request *wait_head, *wait_tail; /* requests waiting for bounce room, oldest first */
+	uint64_t log_window_ns;           /* export_log's rate limit */
+	unsigned log_lines, log_dropped;
 };
 
 static struct {
@@ -110,10 +132,12 @@ static struct {
 	int delay_tfd;
 	struct vu_watch delay_watch;
 	struct vu_stats_server stats;     /* --stats-socket */
+	struct blk_bounce_cache bounce_cache; /* idle bounce buffers of every export */
 } blk = { .stats = { .fd = -1 } };
 
 static void reap(void);
 static void delay_arm(void);
+static void start_waiting_all(void);
 
 /* ---------- completion ---------- */
 
@@ -153,8 +177,42 @@ static void request_finish_now(struct blk_request *r)
 	request_free(r);
 }
 
+/* Bounce buffers come from the shared cache, page-aligned; a backing that wants more alignment
+ * for memory (statx dio_mem_align) gets its own, freed after each use. */
+static void *bounce_alloc(const struct blk_volume *vol, uint64_t size)
+{
+	void *buf;
+
+	if (vol->mem_align <= BLK_BOUNCE_ALIGN)
+		return blk_bounce_get(&blk.bounce_cache, size);
+	return posix_memalign(&buf, vol->mem_align, (size_t)size) == 0 ? buf : NULL;
+}
+
+static void bounce_free(const struct blk_volume *vol, void *buf, uint64_t size)
+{
+	if (vol->mem_align <= BLK_BOUNCE_ALIGN)
+		blk_bounce_put(&blk.bounce_cache, buf, size);
+	else
+		free(buf);
+}
+
+/* The I/O is done (or never started): the bounce buffer goes back at once, also when fault
+ * injection holds the request. */
+static void bounce_put(struct blk_request *r)
+{
+	struct blk_export *exp = r->q->exp;
+
+	if (!r->bounce)
+		return;
+	bounce_free(&exp->vol, r->bounce, r->bounce_size);
+	blk_bounce_release(&exp->bounce, r->bounce_size);
+	r->bounce = NULL;
+	r->bounce_size = 0;
+}
+
 static void request_finish(struct blk_request *r)
 {
+	bounce_put(r);
 	if (!blk.fault_delay_ns) {
 		request_finish_now(r);
 		return;
@@ -235,10 +293,16 @@ static void op_submit(struct blk_op *op)
 	}
 	switch (op->kind) {
 	case BLK_OP_READ:
-		io_uring_prep_readv(sqe, fd, r->req.in, r->req.in_num, op->offset);
+		if (r->bounce)
+			io_uring_prep_read(sqe, fd, r->bounce, (unsigned)op->len, op->offset);
+		else
+			io_uring_prep_readv(sqe, fd, r->req.in, r->req.in_num, op->offset);
 		break;
 	case BLK_OP_WRITE:
-		io_uring_prep_writev(sqe, fd, r->req.out, r->req.out_num, op->offset);
+		if (r->bounce)
+			io_uring_prep_write(sqe, fd, r->bounce, (unsigned)op->len, op->offset);
+		else
+			io_uring_prep_writev(sqe, fd, r->req.out, r->req.out_num, op->offset);
 		break;
 	case BLK_OP_FLUSH:
 		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
@@ -255,6 +319,33 @@ static void op_submit(struct blk_op *op)
 	}
 	io_uring_sqe_set_data(sqe, op);
 	r->pending++;
+}
+
+/* A guest can send bad requests as fast as it likes: the log takes BLK_LOG_BURST lines per export
+ * per window, then says how many it left out. */
+static void export_log(struct blk_export *exp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void export_log(struct blk_export *exp, const char *fmt, ...)
+{
+	uint64_t now = vu_now_ns();
+	va_list ap;
+
+	if (now - exp->log_window_ns >= BLK_LOG_WINDOW_NS) {
+		if (exp->log_dropped)
+			fprintf(stderr, "%s: %u more such lines were not logged\n", exp->srv.name, exp->log_dropped);
+		exp->log_window_ns = now;
+		exp->log_lines = 0;
+		exp->log_dropped = 0;
+	}
+	if (exp->log_lines >= BLK_LOG_BURST) {
+		exp->log_dropped++;
+		return;
+	}
+	exp->log_lines++;
+	fprintf(stderr, "%s: ", exp->srv.name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start is right above
+	va_end(ap);
+	fputc('\n', stderr);
 }
 
 /* The backing failed an operation: the request ends with IOERR, and the log says what and why. */
@@ -281,6 +372,11 @@ static void op_complete(struct blk_op *op, int res)
 				 op->kind == BLK_OP_READ ? "read" : "write", op->len, op->offset);
 			op_failed(r, what, res < 0 ? strerror(-res) : "short transfer");
 		} else if (op->kind == BLK_OP_READ) {
+			/* The length matches by construction (start_rw): a failure here is a bug of ours. */
+			if (r->bounce && blk_req_scatter(&r->req, r->bounce, op->len) < 0) {
+				op_failed(r, "read", "the bounce buffer does not match the request");
+				break;
+			}
 			r->written = (uint32_t)res;
 			exp->read_bytes += (uint64_t)res;
 		} else {
@@ -341,12 +437,55 @@ static void flush_io(void)
 	if (io_uring_sq_ready(&blk.ring))
 		io_uring_submit(&blk.ring);
 	reap();
+	start_waiting_all(); /* what reap() freed of the bounce budgets */
 	if (io_uring_sq_ready(&blk.ring))
 		io_uring_submit(&blk.ring);
 	notify_all();
 }
 
 /* ---------- requests ---------- */
+
+/* cache=direct: O_DIRECT cannot reach client memory that is a VFIO BAR mapping, so the data goes
+ * through an aligned buffer of ours (a WRITE's copied in here, a READ's copied out when it is done).
+ * OK, IOERR (misaligned, larger than the budget, no memory), or BLK_S_WAIT: no room in the budget
+ * now, or older requests wait for it (they go first). */
+static uint8_t bounce_take(struct blk_request *r, bool write, uint64_t offset, uint64_t len)
+{
+	struct blk_export *exp = r->q->exp;
+	const char *what = write ? "write" : "read";
+	uint64_t size = blk_bounce_size(len);
+	int ret;
+
+	if (!blk_volume_aligned(&exp->vol, offset, len)) {
+		export_log(exp, "%s of %" PRIu64 " bytes at sector %" PRIu64 " refused: O_DIRECT on %s needs "
+			   "multiples of %u bytes", what, len, r->req.sector, exp->vol.path, exp->vol.align);
+		return VIRTIO_BLK_S_IOERR;
+	}
+	if (size == 0)
+		ret = -E2BIG;
+	else if (exp->wait_head && !r->waiting)
+		ret = -EAGAIN; /* older requests wait for room: they go first */
+	else
+		ret = blk_bounce_reserve(&exp->bounce, size);
+	if (ret == -EAGAIN)
+		return BLK_S_WAIT;
+	if (ret < 0) {
+		export_log(exp, "%s of %" PRIu64 " bytes refused: larger than the %" PRIu64 " bytes of bounce "
+			   "buffers an export may hold (cache=direct)", what, len, exp->bounce.limit);
+		return VIRTIO_BLK_S_IOERR;
+	}
+	r->bounce = bounce_alloc(&exp->vol, size);
+	if (!r->bounce) {
+		blk_bounce_release(&exp->bounce, size);
+		export_log(exp, "%s of %" PRIu64 " bytes failed: no memory for its bounce buffer", what, len);
+		return VIRTIO_BLK_S_IOERR;
+	}
+	r->bounce_size = size;
+	/* The length matches by construction (start_rw); request_finish frees the buffer either way. */
+	if (write && blk_req_gather(&r->req, r->bounce, len) < 0)
+		return VIRTIO_BLK_S_IOERR;
+	return VIRTIO_BLK_S_OK;
+}
 
 static uint8_t start_rw(struct blk_request *r, bool write)
 {
@@ -363,6 +502,12 @@ static uint8_t start_rw(struct blk_request *r, bool write)
 		return VIRTIO_BLK_S_IOERR;
 	if (len == 0)
 		return VIRTIO_BLK_S_OK;
+	if (exp->vol.direct) {
+		uint8_t status = bounce_take(r, write, offset, len);
+
+		if (status != VIRTIO_BLK_S_OK)
+			return status;
+	}
 	r->ops[0] = (struct blk_op){ .req = r, .kind = write ? BLK_OP_WRITE : BLK_OP_READ, .offset = offset, .len = len };
 	op_submit(&r->ops[0]);
 	return VIRTIO_BLK_S_OK;
@@ -411,12 +556,13 @@ static uint8_t start_get_id(struct blk_request *r)
 	return VIRTIO_BLK_S_OK;
 }
 
-static void request_start(struct blk_request *r)
+/* Starts a request taken from a ring. false: it waits for bounce-buffer room and nothing was done;
+ * start it again later. */
+static bool request_start(struct blk_request *r)
 {
 	struct blk_export *exp = r->q->exp;
 	uint8_t status;
 
-	exp->requests++;
 	r->pending = 0;
 	r->written = 0;
 	r->status = VIRTIO_BLK_S_OK;
@@ -447,11 +593,71 @@ static void request_start(struct blk_request *r)
 		status = VIRTIO_BLK_S_UNSUPP;
 		break;
 	}
+	if (status == BLK_S_WAIT)
+		return false;
 	if (status != VIRTIO_BLK_S_OK)
 		r->status = status;
-	r->q->inflight++;
 	if (r->pending == 0)
 		request_finish(r);
+	return true;
+}
+
+/* r waits for bounce room, behind those already waiting; its queue takes no more meanwhile. */
+static void request_wait(struct blk_request *r)
+{
+	struct blk_export *exp = r->q->exp;
+
+	exp->bounce_waits++;
+	r->waiting = true;
+	r->q->waiting = true;
+	r->next_waiting = NULL;
+	if (exp->wait_tail)
+		exp->wait_tail->next_waiting = r;
+	else
+		exp->wait_head = r;
+	exp->wait_tail = r;
+}
+
+static void queue_process(struct blk_queue *q);
+
+/* Starts the requests waiting for bounce room, oldest first, as far as the room goes, and lets their
+ * queues take requests again. A broken device's are dropped: nobody reads its rings (they are not
+ * pushed), and its front-end must reset it. Room is always freed by I/O in flight: a request waits
+ * only while others hold bounce buffers. */
+static void export_start_waiting(struct blk_export *exp)
+{
+	struct blk_request *r;
+
+	while ((r = exp->wait_head) != NULL) {
+		struct blk_queue *q = r->q;
+
+		exp->wait_head = r->next_waiting;
+		if (!exp->wait_head)
+			exp->wait_tail = NULL;
+		if (exp->dev.broken) {
+			r->status = VIRTIO_BLK_S_IOERR;
+			q->waiting = false;
+			request_finish(r);
+			continue;
+		}
+		if (!request_start(r)) {
+			/* Still first in line. */
+			r->next_waiting = exp->wait_head;
+			exp->wait_head = r;
+			if (!exp->wait_tail)
+				exp->wait_tail = r;
+			return;
+		}
+		q->waiting = false;
+		queue_process(q);
+	}
+}
+
+static void start_waiting_all(void)
+{
+	for (unsigned i = 0; i < blk.nexports; i++)
+		if (blk.exports[i]->wait_head)
+			export_start_waiting(blk.exports[i]);
 }
 
 static struct blk_request *request_alloc(struct blk_queue *q)
@@ -491,7 +697,7 @@ static void queue_process(struct blk_queue *q)
 		struct blk_request *r;
 		int ret;
 
-		if (q->exp->dev.broken)
+		if (q->exp->dev.broken || q->waiting || q->stopping)
 			return;
 		r = request_alloc(q);
 		if (!r) {
@@ -511,16 +717,20 @@ static void queue_process(struct blk_queue *q)
 			queue_break(q, "request without a status byte", ret);
 			return;
 		}
+		q->exp->requests++;
+		q->inflight++;
+		r->bounce = NULL;
+		r->bounce_size = 0;
+		r->waiting = false;
 		if (ret < 0) {
-			q->exp->requests++;
 			r->pending = 0;
 			r->written = 0;
 			r->status = VIRTIO_BLK_S_IOERR;
-			q->inflight++;
 			request_finish(r);
 			continue;
 		}
-		request_start(r);
+		if (!request_start(r))
+			request_wait(r);
 	}
 }
 
@@ -561,7 +771,8 @@ static bool for_each_queue(int (*fn)(struct blk_queue *q))
 
 static int queue_poll(struct blk_queue *q)
 {
-	if (vu_vq_has_work(q->vq) == 0)
+	/* A waiting queue moves when I/O completes (the ring's eventfd wakes the loop), not by polling. */
+	if (q->waiting || vu_vq_has_work(q->vq) == 0)
 		return 0;
 	queue_process(q); /* also where a broken ring is reported */
 	return 1;
@@ -574,7 +785,7 @@ static int queue_kicks_off(struct blk_queue *q)
 
 static int queue_kicks_on(struct blk_queue *q)
 {
-	if (vu_vq_set_notification(q->vq, true) == 0)
+	if (vu_vq_set_notification(q->vq, true) == 0 || q->waiting)
 		return 0;
 	queue_process(q); /* arrived while kicks were off: nobody will kick for it */
 	return 1;
@@ -584,6 +795,11 @@ static bool run_poll(void *opaque)
 {
 	bool work = for_each_queue(queue_poll);
 
+	/* With COOP_TASKRUN an I/O that completed in an interrupt (O_DIRECT: all of them) posts its
+	 * CQE only when this thread next enters the kernel, which a busy-polling thread may not do
+	 * for a scheduler tick. TASKRUN_FLAG makes the kernel say when it is needed. */
+	if (IO_URING_READ_ONCE(*blk.ring.sq.kflags) & IORING_SQ_TASKRUN)
+		io_uring_get_events(&blk.ring);
 	if (io_uring_cq_ready(&blk.ring)) {
 		reap();
 		work = true;
@@ -633,6 +849,7 @@ static int blk_queue_start(void *backend, struct vu_vq *vq)
 	int r;
 
 	q->vq = vq;
+	q->stopping = false;
 	r = vu_loop_add(&blk.loop, &q->kick_watch, vq->kick_fd, EPOLLIN, on_kick);
 	if (r < 0)
 		return r;
@@ -650,11 +867,19 @@ static void blk_queue_stop(void *backend, struct vu_vq *vq)
 	struct blk_queue *q = &exp->queues[vq->index];
 
 	vu_loop_del(&blk.loop, &q->kick_watch);
-	/* The front-end's memory stays mapped until this returns: wait for every operation on it. */
+	q->stopping = true;
+	/* The front-end's memory stays mapped until this returns: wait for every operation on it. A
+	 * request waiting for bounce room is started (or dropped, on a broken device) like the others
+	 * in line; the front-end may have no inflight region to re-send it from. */
 	while (q->inflight) {
 		if (blk.delayed_head) {
 			delay_run(true);
 			continue;
+		}
+		if (q->waiting) {
+			export_start_waiting(exp);
+			if (!q->waiting && !io_uring_sq_ready(&blk.ring))
+				continue;
 		}
 		int r = io_uring_submit_and_wait(&blk.ring, 1);
 
@@ -690,7 +915,11 @@ static void export_config(struct blk_export *exp)
 	memset(c, 0, sizeof(*c));
 	c->capacity = htole64(sectors);
 	c->seg_max = htole32(BLK_SEG_MAX);
-	c->blk_size = htole32(BLK_SECTOR_SIZE);
+	/* With O_DIRECT on a backing of larger blocks the guest must use them too (else IOERR). */
+	c->blk_size = htole32(exp->vol.align);
+	/* A guest that honours seg_max x size_max never sends more than the bounce budget holds. */
+	if (exp->vol.direct)
+		c->size_max = htole32((uint32_t)(BLK_BOUNCE_BYTES_MAX / BLK_SEG_MAX));
 	c->num_queues = htole16(exp->num_queues);
 	c->max_discard_sectors = htole32(BLK_MAX_DISCARD_SECTORS);
 	c->max_discard_seg = htole32(BLK_MAX_SEGS);
@@ -718,6 +947,9 @@ static int export_start(struct blk_export *exp)
 
 	if (exp->vol.read_only)
 		info.features |= VU_BIT(VIRTIO_BLK_F_RO);
+	if (exp->vol.direct)
+		info.features |= VU_BIT(VIRTIO_BLK_F_SIZE_MAX);
+	exp->bounce.limit = BLK_BOUNCE_BYTES_MAX;
 	r = blk_volume_open(&exp->vol, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "ddtk-blk: %s\n", err);
@@ -749,9 +981,13 @@ static int export_start(struct blk_export *exp)
 		fprintf(stderr, "ddtk-blk: cannot hand %s to the socket group: %s\n", exp->socket_path, strerror(-r));
 		return r;
 	}
-	fprintf(stderr, "%s: serving %s (%" PRIu64 " bytes at offset %" PRIu64 "%s), %u queues", name,
+	fprintf(stderr, "%s: serving %s (%" PRIu64 " bytes at offset %" PRIu64 "%s), %u queues, ", name,
 		exp->vol.path, exp->vol.size, exp->vol.offset, exp->vol.read_only ? ", read-only" : "",
 		exp->num_queues);
+	if (exp->vol.direct)
+		fprintf(stderr, "cache=direct (O_DIRECT, %u-byte blocks, bounce buffers)", exp->vol.align);
+	else
+		fprintf(stderr, "cache=buffered");
 	if (exp->ivshmem)
 		fprintf(stderr, ", client memory through ivshmem session %u (device from %s)", exp->ivshmem,
 			vu_ivshmem_broker_socket());
@@ -765,16 +1001,17 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: ddtk-blk --socket-path=PATH --blk-file=FILE [--offset=N] [--size=N] [--read-only]\n"
-"                [--serial=ID] [--num-queues=N]\n"
+"                [--serial=ID] [--num-queues=N] [--cache=direct|buffered]\n"
 "       ddtk-blk --fd=FDNUM --blk-file=FILE [...]\n"
 "       ddtk-blk --export socket=PATH,file=FILE[,offset=N][,size=N][,read-only][,serial=ID]\n"
-"                [,num-queues=N][,ivshmem=S] [--export ...] [--stats-socket=PATH]\n"
+"                [,num-queues=N][,cache=direct|buffered][,ivshmem=S] [--export ...]\n"
+"                [--stats-socket=PATH]\n"
 "       ddtk-blk --print-capabilities\n"
 "\n"
 "A vhost-user virtio-blk back-end (ddtk). Each export serves a volume, the byte range\n"
 "[offset, offset+size) of FILE (a regular file or a block device), to one QEMU at a time;\n"
 "no request can reach outside it. Sizes take k, M, G, T suffixes; size defaults to the rest\n"
-"of the file. I/O is buffered, on io_uring; FLUSH is a real fdatasync.\n"
+"of the file. I/O runs on io_uring; FLUSH is a real fdatasync.\n"
 "\n"
 "  --socket-path=PATH    listen on this Unix socket (a stale socket file is replaced)\n"
 "  --fd=FDNUM            serve on this inherited socket (listening or connected)\n"
@@ -783,6 +1020,14 @@ static void usage(FILE *f)
 "  --read-only           refuse writes (the guest sees a read-only disk)\n"
 "  --serial=ID           the disk's serial number (up to 20 characters)\n"
 "  --num-queues=N        queues offered (default %u, at most %u)\n"
+"  --cache=direct|buffered\n"
+"                        direct: the volume is opened with O_DIRECT and READ/WRITE data goes\n"
+"                        through aligned bounce buffers (at most %u MiB per export at once;\n"
+"                        offsets and lengths must be multiples of the backing's logical block\n"
+"                        size, announced as the disk's block size); a completed write is on the\n"
+"                        device. buffered: through the page cache (faster on a warm cache; a\n"
+"                        completed write may still be in memory until FLUSH). Default: direct\n"
+"                        with ivshmem=S, buffered otherwise\n"
 "  --export SPEC         one more volume and socket; repeat for several clients; with\n"
 "                        ivshmem=S it is served in the driver domain (below)\n"
 "  --stats-socket=PATH   answer each connection on PATH with the counters as JSON (per\n"
@@ -811,9 +1056,11 @@ static void usage(FILE *f)
 "MSI-X vector i, a call is a Doorbell write, and the inflight region is session S's area of the\n"
 "state device (IVPosition %d). ddtk-agent binds those devices to vfio-pci, holds their IOMMU\n"
 "group and sends their VFIO device fds, by IVPosition, on %s\n"
-"(DDTK_VFIO_SOCKET=PATH asks there instead). I/O stays buffered: O_DIRECT cannot reach\n"
-"client memory mapped from a VFIO BAR.\n",
-		(unsigned)BLK_DEFAULT_QUEUES, (unsigned)VU_MAX_QUEUES, (unsigned)BLK_DEFAULT_POLL_US,
+"(DDTK_VFIO_SOCKET=PATH asks there instead). Volumes default to cache=direct there: a write\n"
+"the client saw complete must survive the DD being destroyed, and the DD's page cache would\n"
+"not (O_DIRECT cannot reach client memory mapped from a VFIO BAR: hence the bounce buffers).\n",
+		(unsigned)BLK_DEFAULT_QUEUES, (unsigned)VU_MAX_QUEUES, (unsigned)(BLK_BOUNCE_BYTES_MAX >> 20),
+		(unsigned)BLK_DEFAULT_POLL_US,
 		DDCTL_SESSIONS_MAX, DDCTL_STATE_IVPOSITION, DDCTL_VFIO_SOCKET);
 }
 
@@ -873,6 +1120,11 @@ static int export_set(struct blk_export *exp, const char *key, const char *value
 	} else if (!strcmp(key, "ivshmem")) {
 		if (!value || vu_parse_uint(value, 1, DDCTL_SESSIONS_MAX, &exp->ivshmem) < 0)
 			return -EINVAL;
+	} else if (!strcmp(key, "cache")) {
+		if (!value || (strcmp(value, "direct") != 0 && strcmp(value, "buffered") != 0))
+			return -EINVAL;
+		exp->vol.direct = strcmp(value, "direct") == 0;
+		exp->cache_given = true;
 	} else {
 		return -ENOENT;
 	}
@@ -888,6 +1140,8 @@ static const char *export_hint(const char *key)
 {
 	static char session_hint[64];
 
+	if (!strcmp(key, "cache"))
+		return " (direct or buffered)";
 	if (strcmp(key, "ivshmem") != 0)
 		return "";
 	snprintf(session_hint, sizeof(session_hint), " (a driver-domain session, 1 to %d)", DDCTL_SESSIONS_MAX);
@@ -938,6 +1192,8 @@ static void stats_write(FILE *f, void *opaque)
 			fprintf(f, ", \"ivshmem\": %u", exp->ivshmem);
 		else
 			fprintf(f, ", \"ivshmem\": null");
+		fprintf(f, ", \"cache\": \"%s\", \"bounce_bytes\": %" PRIu64 ", \"bounce_waits\": %" PRIu64,
+			exp->vol.direct ? "direct" : "buffered", exp->bounce.used, exp->bounce_waits);
 		fprintf(f,
 			", \"connected\": %s, \"requests\": %" PRIu64 ", \"completed\": %" PRIu64 ", \"inflight\": %u"
 			", \"read_bytes\": %" PRIu64 ", \"write_bytes\": %" PRIu64 ", \"errors\": %" PRIu64
@@ -971,8 +1227,9 @@ static int ring_setup(void)
 	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE, .cq_entries = BLK_RING_ENTRIES * 4 };
 	int r;
 
-	/* Completions are reaped by the submitting thread only: let the kernel skip IPIs for them. */
-	p.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER;
+	/* Completions are reaped by the submitting thread only: let the kernel skip IPIs for them, and
+	 * flag when it has some waiting for us to enter (run_poll). */
+	p.flags |= IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SINGLE_ISSUER;
 	r = io_uring_queue_init_params(BLK_RING_ENTRIES, &blk.ring, &p);
 	if (r == -EINVAL) {
 		memset(&p, 0, sizeof(p));
@@ -994,7 +1251,7 @@ static int ring_setup(void)
 int main(int argc, char **argv)
 {
 	enum { OPT_EXPORT = 256, OPT_PRINT_CAPS, OPT_OFFSET, OPT_SIZE, OPT_SERIAL, OPT_QUEUES, OPT_FD,
-	       OPT_STATS, OPT_VERSION };
+	       OPT_STATS, OPT_VERSION, OPT_CACHE };
 	static const struct option options[] = {
 		{ "socket-path", required_argument, NULL, 's' },
 		{ "fd", required_argument, NULL, OPT_FD },
@@ -1004,6 +1261,7 @@ int main(int argc, char **argv)
 		{ "read-only", no_argument, NULL, 'r' },
 		{ "serial", required_argument, NULL, OPT_SERIAL },
 		{ "num-queues", required_argument, NULL, OPT_QUEUES },
+		{ "cache", required_argument, NULL, OPT_CACHE },
 		{ "export", required_argument, NULL, OPT_EXPORT },
 		{ "stats-socket", required_argument, NULL, OPT_STATS },
 		{ "print-capabilities", no_argument, NULL, OPT_PRINT_CAPS },
@@ -1034,6 +1292,7 @@ int main(int argc, char **argv)
 		case 'r': key = "read-only"; break;
 		case OPT_SERIAL: key = "serial"; break;
 		case OPT_QUEUES: key = "num-queues"; break;
+		case OPT_CACHE: key = "cache"; break;
 		case OPT_EXPORT:
 			if (export_parse(optarg) < 0)
 				return 2;
@@ -1079,6 +1338,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ddtk-blk: each export needs a file and exactly one of a socket path or an fd\n");
 			return 2;
 		}
+		/* In the driver domain a completed write must survive the DD: not sit in its page cache. */
+		if (!exp->cache_given)
+			exp->vol.direct = exp->ivshmem != 0;
 		for (unsigned j = 0; j < i; j++) {
 			if (exp->socket_path[0] && !strcmp(exp->socket_path, blk.exports[j]->socket_path)) {
 				fprintf(stderr, "ddtk-blk: socket %s given twice\n", exp->socket_path);
@@ -1139,6 +1401,7 @@ int main(int argc, char **argv)
 		free(exp);
 	}
 	vu_stats_close(&blk.stats);
+	blk_bounce_cache_clear(&blk.bounce_cache);
 	io_uring_queue_exit(&blk.ring);
 	vu_loop_close(&blk.loop);
 	return 0;
