@@ -167,11 +167,13 @@ static int print_stats(const char *path)
 	ssize_t n;
 	int fd;
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
+	size_t len = strlen(path);
+
+	if (len >= sizeof(sa.sun_path)) {
 		fprintf(stderr, "ddtk-agent: %s: path too long\n", path);
 		return 1;
 	}
-	strcpy(sa.sun_path, path);
+	memcpy(sa.sun_path, path, len + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		fprintf(stderr, "ddtk-agent: %s: %s\n", path, strerror(errno));
