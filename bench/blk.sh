@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark: virtio-blk over vhost-user. ddtk-blk and qemu-storage-daemon's vhost-user-blk export,
 # both driven by bench/vu-blk-frontend, side by side with fio on io_uring straight on the backing
-# file (the limit), on tmpfs and on ext4. Medians of N rounds.
-# usage: bench/blk.sh [--rounds N] [--runtime S] [--ddtk-blk PATH] [--size MIB] [--systems LIST]
-#                     [--backings LIST] [--out-dir DIR]
+# file (the limit), on tmpfs and on ext4. Medians of N rounds. The system ddtk-blk-direct (not in
+# the default list) is ddtk-blk with --cache=direct (O_DIRECT through bounce buffers, the driver
+# domain's default), to set beside ddtk-blk's buffered default.
+# usage: bench/blk.sh [--rounds N] [--runtime S] [--ddtk-blk PATH] [--frontend PATH] [--size MIB]
+#                     [--systems LIST] [--backings LIST] [--out-dir DIR]
 # Writes blk-{iops,throughput,latency-p50,latency-p99,cpu}.json (benchmark, description, unit,
 # higher_is_better, results, ratios) and blk-runs.json (every sample) into build/bench/ and prints
 # the tables.
@@ -17,12 +19,13 @@ size_mib=256
 systems="ddtk-blk qemu-storage-daemon io_uring"
 backings="tmpfs ext4"
 out_dir=$src/build/bench
-usage="usage: $0 [--rounds N] [--runtime S] [--ddtk-blk PATH] [--size MIB] [--systems 'ddtk-blk qemu-storage-daemon io_uring'] [--backings 'tmpfs ext4'] [--out-dir DIR]"
+usage="usage: $0 [--rounds N] [--runtime S] [--ddtk-blk PATH] [--frontend PATH] [--size MIB] [--systems 'ddtk-blk [ddtk-blk-direct] qemu-storage-daemon io_uring'] [--backings 'tmpfs ext4'] [--out-dir DIR]"
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift ;;
     --runtime) runtime=$2; shift ;;
     --ddtk-blk) ddtk_blk=$2; shift ;;
+    --frontend) frontend=$2; shift ;;
     --size) size_mib=$2; shift ;;
     --systems) systems=$2; shift ;;
     --backings) backings=$2; shift ;;
@@ -49,10 +52,10 @@ die() { echo "blk: $*" >&2; exit 1; }
 enabled=()
 for s in $systems; do
   case $s in
-    ddtk-blk) [ -x "$ddtk_blk" ] || { warn "warning: $ddtk_blk is missing, ddtk-blk is skipped"; continue; } ;;
+    ddtk-blk|ddtk-blk-direct) [ -x "$ddtk_blk" ] || { warn "warning: $ddtk_blk is missing, $s is skipped"; continue; } ;;
     qemu-storage-daemon) command -v qemu-storage-daemon >/dev/null || { warn "warning: no qemu-storage-daemon, skipped"; continue; } ;;
     io_uring) command -v fio >/dev/null || { warn "warning: no fio, the io_uring limit is skipped"; continue; } ;;
-    *) die "unknown system $s (ddtk-blk, qemu-storage-daemon, io_uring)" ;;
+    *) die "unknown system $s (ddtk-blk, ddtk-blk-direct, qemu-storage-daemon, io_uring)" ;;
   esac
   enabled+=("$s")
 done
@@ -103,6 +106,9 @@ backend_start() {
   case $system in
     ddtk-blk)
       "$ddtk_blk" --socket-path "$sock" --blk-file "$file" >"$log" 2>&1 &
+      ;;
+    ddtk-blk-direct)
+      "$ddtk_blk" --socket-path "$sock" --blk-file "$file" --cache=direct >"$log" 2>&1 &
       ;;
     qemu-storage-daemon)
       qemu-storage-daemon \
@@ -239,6 +245,7 @@ for backing in $backings; do
       for system in "${enabled[@]}"; do
         # Each job starts with no dirty pages from the one before and the whole file in the page
         # cache: proactive reclaim (DAMON pageout, for one) may have evicted what sat idle.
+        # (ddtk-blk-direct does not use that cache: its reads go to the device.)
         sync "$file"
         cat "$file" >/dev/null
         if [ "$system" = io_uring ]; then
@@ -255,7 +262,11 @@ done
 
 mkdir -p "$out_dir"
 places=$(IFS=';'; echo "${where[*]}")
-description="backing file ${size_mib} MiB (${places//;/; }), buffered I/O for every system (tmpfs has no O_DIRECT; ext4 the same so the two compare), page cache warmed before every job; \
+cache_note="buffered I/O for every system (tmpfs has no O_DIRECT; ext4 the same so the two compare)"
+case " ${enabled[*]} " in
+  *" ddtk-blk-direct "*) cache_note="buffered I/O for every system but ddtk-blk-direct (--cache=direct: O_DIRECT through bounce buffers, reads from the device)" ;;
+esac
+description="backing file ${size_mib} MiB (${places//;/; }), ${cache_note}, page cache warmed before every job; \
 ddtk-blk defaults (one io_uring, busy-polls the rings up to 200 µs after work, adaptive); \
 qemu-storage-daemon $(qemu-storage-daemon --version 2>/dev/null | head -n 1 | awk '{print $3}') vhost-user-blk export, cache.direct=off, aio=$qsd_aio, 1 queue, main loop; \
 vhost-user systems driven by vu-blk-frontend (1 queue of 256, EVENT_IDX and INDIRECT_DESC as the back-end offers); \
@@ -264,7 +275,8 @@ ${runtime} s per job, ${rounds} round(s); kernel $(uname -r), $(nproc) CPUs"
 python3 - "$runs" "$out_dir" "$description" <<'PY'
 import json, statistics, sys
 runs_path, out_dir, description = sys.argv[1:]
-names = {"ddtk-blk": "ddtk-blk", "qemu-storage-daemon": "qemu-storage-daemon", "io_uring": "io_uring limit"}
+names = {"ddtk-blk": "ddtk-blk", "ddtk-blk-direct": "ddtk-blk cache=direct", "qemu-storage-daemon": "qemu-storage-daemon",
+         "io_uring": "io_uring limit"}
 
 samples = []
 for line in open(runs_path):
@@ -300,7 +312,7 @@ def family(name, unit, higher, key, digits, only=None, what=""):
         r.update(median=round(median, digits) if digits else round(median), min=min(xs), max=max(xs))
     ratios = {}
     pairs = [("ddtk-blk", "qemu-storage-daemon"), ("ddtk-blk", "io_uring limit"),
-             ("qemu-storage-daemon", "io_uring limit")]
+             ("qemu-storage-daemon", "io_uring limit"), ("ddtk-blk cache=direct", "ddtk-blk")]
     for case in dict.fromkeys(r["case"] for r in results.values()):
         for a, b in pairs:
             ra, rb = results.get(f"{a} ({case})"), results.get(f"{b} ({case})")

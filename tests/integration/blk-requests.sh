@@ -126,7 +126,7 @@ for n in "${names[@]}"; do
   want=0
   case ${extra[$n]} in *cache=direct*) want=1 ;; esac
   got=
-  for fd in /proc/$blk_pid/fd/*; do
+  for fd in "/proc/$blk_pid/fd/"*; do
     [ "$(readlink "$fd")" = "${file[$n]}" ] || continue
     flags=$(awk '/^flags:/ { print $2 }' "/proc/$blk_pid/fdinfo/${fd##*/}")
     got=$(( (8#$flags & 8#40000) != 0 ))
@@ -197,8 +197,9 @@ if [ -n "$direct_ok" ]; then
     >/dev/null 2>>"$disk/direct-budget.log" || fail "direct: --verify after the large writes failed"
   waits=$(counter direct bounce_waits)
   [ "${waits:-0}" -gt 0 ] || fail "direct: no request waited for bounce-buffer room (bounce_waits '${waits}')"
-  [ "$(counter direct bounce_bytes)" = 0 ] && [ "$(counter direct inflight)" = 0 ] ||
+  if [ "$(counter direct bounce_bytes)" != 0 ] || [ "$(counter direct inflight)" != 0 ]; then
     fail "direct: bounce buffers or requests left over: $(counter direct bounce_bytes) bytes, $(counter direct inflight) requests"
+  fi
   [ "$(counter direct errors)" = "$errors_before" ] ||
     fail "direct: $(( $(counter direct errors) - errors_before )) requests failed"
   [ "$(guard_sum direct)" = "${guard_before[direct]}" ] || fail "direct: the guard bytes around the volume changed"
@@ -210,15 +211,18 @@ if [ -n "$tmpfs_direct" ]; then
   # boundary must fail cleanly (IOERR, no data, a log line), nothing else.
   check_requests misaligned --expect-serial "${serial[misaligned]}"
   echo "misaligned: $out"
-  [ $rc -eq 0 ] && grep -q '"failed":0,' <<<"$out" || fail "misaligned: --check-requests on 4 KiB O_DIRECT blocks exit $rc"
+  if [ $rc -ne 0 ] || ! grep -q '"failed":0,' <<<"$out"; then
+    fail "misaligned: --check-requests on 4 KiB O_DIRECT blocks exit $rc"
+  fi
   errors_before=$(counter misaligned errors)
   set +e
   out=$("$VU_BLK_FRONTEND" --socket "$disk/misaligned.sock" --hostile unaligned --backend-pid "$blk_pid" 2>>"$disk/misaligned.log")
   rc=$?
   set -e
   echo "misaligned: $out"
-  [ $rc -eq 0 ] && grep -q '"outcome":"ioerr","expected":"ioerr"' <<<"$out" ||
+  if [ $rc -ne 0 ] || ! grep -q '"outcome":"ioerr","expected":"ioerr"' <<<"$out"; then
     fail "misaligned: requests that are not whole 4 KiB blocks were not all refused (exit $rc)"
+  fi
   grep -q "\[$disk/misaligned.sock\]: .* refused: O_DIRECT on .* needs multiples of 4096 bytes" "$disk/ddtk-blk.log" ||
     fail "misaligned: no log line refusing a request that is not whole 4 KiB blocks"
   refused=$(( $(counter misaligned errors) - errors_before ))
