@@ -303,6 +303,36 @@ static bool client_ready(const struct bridge_session *s)
 	return false;
 }
 
+/* Whether some device is being plugged or unplugged. QEMU 7.2's ivshmem (TCG) leaves the fd
+ * handlers of an unplugged device's own vectors behind: when one of those fd numbers comes back as
+ * another device's call (peer) eventfd, the next Doorbell runs the stale handler on freed memory and
+ * the DD's QEMU dies. One device in transition at a time makes a re-plugged device get its fd
+ * numbers back in the same roles (its chardev, memory, peer, own vectors are allocated in the same
+ * order), which replaces the stale handlers instead. */
+static bool devices_in_transition(const struct bridge *b)
+{
+	if (b->state_device == BRIDGE_DEVICE_PLUGGING)
+		return true;
+	for (unsigned i = 0; i < b->nsessions; i++)
+		if (b->sessions[i].device == BRIDGE_DEVICE_PLUGGING || b->sessions[i].device == BRIDGE_DEVICE_UNPLUGGING)
+			return true;
+	return false;
+}
+
+static bool client_ready(const struct bridge_session *s);
+
+/* Whether another session waits to plug its device: it goes first, so that the fd numbers its
+ * unplugged predecessor freed come back to it (see devices_in_transition). */
+static bool other_plug_pending(const struct bridge *b, const struct bridge_session *self)
+{
+	for (unsigned i = 0; i < b->nsessions; i++) {
+		const struct bridge_session *o = &b->sessions[i];
+		if (o != self && o->device == BRIDGE_DEVICE_NONE && client_ready(o))
+			return true;
+	}
+	return false;
+}
+
 static void session_tick(struct bridge_session *s, int64_t now)
 {
 	struct bridge *b = s->b;
@@ -334,6 +364,8 @@ static void session_tick(struct bridge_session *s, int64_t now)
 		if (s->dd != BRIDGE_DD_SESSION_DOWN)
 			return;
 		if (s->device == BRIDGE_DEVICE_READY || s->device == BRIDGE_DEVICE_PLUGGED) {
+			if (devices_in_transition(b) || other_plug_pending(b, s))
+				return;
 			if (bridge_worker_detach(b, s->id) == 0)
 				s->device = BRIDGE_DEVICE_UNPLUGGING;
 			return;
@@ -348,7 +380,7 @@ static void session_tick(struct bridge_session *s, int64_t now)
 		return;
 	}
 	if (s->device == BRIDGE_DEVICE_NONE && client_ready(s) && now >= s->plug_after_ms &&
-	    b->state_device == BRIDGE_DEVICE_READY) {
+	    b->state_device == BRIDGE_DEVICE_READY && !devices_in_transition(b)) {
 		s->iv.mem_fd = s->mem_fd;
 		s->iv.vectors = s->nqueues;
 		plug(b, &s->iv, &s->device);
