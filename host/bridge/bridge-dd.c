@@ -17,7 +17,14 @@
 #include "vu-vq.h"
 
 #define CONNECT_INTERVAL_MS 500
+/* A device is plugged once its rings have been still this long (QEMU sends them one by one). */
 #define PLUG_DEBOUNCE_MS 300
+/* Every client boot starts its disk's rings twice: SeaBIOS, then Linux. Plugging the firmware's
+ * generation would mean an unplug, which QEMU 7.2's ivshmem does not survive under TCG (stale fd
+ * handlers; see devices_in_transition). The firmware acks neither EVENT_IDX nor INDIRECT_DESC and,
+ * with a direct kernel boot, does no I/O: such a generation waits this long before it is plugged
+ * (Linux's, which acks both, replaces it long before). */
+#define PLUG_FIRMWARE_MS 60000
 #define RESTART_BACKOFF_MS 1000
 #define DEVICE_READY_MS 20000
 
@@ -265,7 +272,9 @@ void bridge_dd_session_ready(struct bridge_session *s)
 
 void bridge_session_changed(struct bridge_session *s)
 {
-	s->plug_after_ms = bridge_now_ms() + PLUG_DEBOUNCE_MS;
+	bool firmware = !(s->features & VU_BIT(VU_F_RING_EVENT_IDX)) && !(s->features & VU_BIT(VU_F_RING_INDIRECT_DESC));
+
+	s->plug_after_ms = bridge_now_ms() + (firmware ? PLUG_FIRMWARE_MS : PLUG_DEBOUNCE_MS);
 }
 
 void bridge_session_client_gone(struct bridge_session *s)
