@@ -70,7 +70,7 @@ static bool name_valid(const char *s)
 	return true;
 }
 
-enum { KEY_NAME = 1, KEY_OFFSET = 2, KEY_SIZE = 4, KEY_RO = 8, KEY_MAC = 16, KEY_QUEUES = 32 };
+enum { KEY_NAME = 1, KEY_OFFSET = 2, KEY_SIZE = 4, KEY_RO = 8, KEY_MAC = 16, KEY_QUEUES = 32, KEY_KICK = 64 };
 
 static int parse_key(struct ddctl_session_spec *spec, char *word, unsigned *seen)
 {
@@ -109,6 +109,11 @@ static int parse_key(struct ddctl_session_spec *spec, char *word, unsigned *seen
 			return -EBADMSG;
 		spec->queues = (unsigned)v;
 		key = KEY_QUEUES;
+	} else if (!strcmp(word, "kick-vector")) {
+		if (parse_u64(value, &v) < 0 || v >= DDCTL_KICK_VECTORS_MAX)
+			return -EBADMSG;
+		spec->kick_vector = (unsigned)v;
+		key = KEY_KICK;
 	} else {
 		return -EBADMSG;
 	}
@@ -132,10 +137,10 @@ static int parse_line(char *line, struct ddctl_session_spec *spec)
 		return -EBADMSG;
 	if (!strcmp(kind, "blk")) {
 		spec->kind = DDCTL_KIND_BLK;
-		need = KEY_NAME | KEY_OFFSET | KEY_SIZE | KEY_RO | KEY_QUEUES;
+		need = KEY_NAME | KEY_OFFSET | KEY_SIZE | KEY_RO | KEY_QUEUES | KEY_KICK;
 	} else if (!strcmp(kind, "net")) {
 		spec->kind = DDCTL_KIND_NET;
-		need = KEY_NAME | KEY_MAC | KEY_QUEUES;
+		need = KEY_NAME | KEY_MAC | KEY_QUEUES | KEY_KICK;
 	} else {
 		return -EBADMSG;
 	}
@@ -150,6 +155,8 @@ static int parse_line(char *line, struct ddctl_session_spec *spec)
 	if (seen != need)
 		return -EBADMSG;
 	if (spec->kind == DDCTL_KIND_BLK && spec->offset > UINT64_MAX - spec->size)
+		return -EBADMSG;
+	if (spec->kick_vector + ddctl_spec_virtqueues(spec) > DDCTL_KICK_VECTORS_MAX)
 		return -EBADMSG;
 	return 0;
 }
@@ -177,9 +184,15 @@ int ddctl_topology_parse(const char *text, size_t len, struct ddctl_session_spec
 		r = parse_line(line, &specs[n]);
 		if (r < 0)
 			return r;
-		for (unsigned i = 0; i < n; i++)
-			if (specs[i].session == specs[n].session)
+		for (unsigned i = 0; i < n; i++) {
+			const struct ddctl_session_spec *a = &specs[i], *b = &specs[n];
+			if (a->session == b->session)
 				return -EBADMSG;
+			/* Two sessions' kicks on one vector would wake the wrong back-end. */
+			if (a->kick_vector < b->kick_vector + ddctl_spec_virtqueues(b) &&
+			    b->kick_vector < a->kick_vector + ddctl_spec_virtqueues(a))
+				return -EBADMSG;
+		}
 		n++;
 	}
 	*ret_n = n;
@@ -193,12 +206,13 @@ int ddctl_topology_format(const struct ddctl_session_spec *spec, char *buf, size
 	if (*pos > cap)
 		return -EMSGSIZE;
 	if (spec->kind == DDCTL_KIND_BLK)
-		n = snprintf(buf + *pos, cap - *pos, "blk %u name=%s offset=%" PRIu64 " size=%" PRIu64 " read-only=%d queues=%u\n",
-			     spec->session, spec->name, spec->offset, spec->size, spec->read_only ? 1 : 0, spec->queues);
+		n = snprintf(buf + *pos, cap - *pos, "blk %u name=%s offset=%" PRIu64 " size=%" PRIu64 " read-only=%d queues=%u kick-vector=%u\n",
+			     spec->session, spec->name, spec->offset, spec->size, spec->read_only ? 1 : 0, spec->queues,
+			     spec->kick_vector);
 	else
-		n = snprintf(buf + *pos, cap - *pos, "net %u name=%s mac=%02x:%02x:%02x:%02x:%02x:%02x queues=%u\n",
+		n = snprintf(buf + *pos, cap - *pos, "net %u name=%s mac=%02x:%02x:%02x:%02x:%02x:%02x queues=%u kick-vector=%u\n",
 			     spec->session, spec->name, spec->mac[0], spec->mac[1], spec->mac[2], spec->mac[3],
-			     spec->mac[4], spec->mac[5], spec->queues);
+			     spec->mac[4], spec->mac[5], spec->queues, spec->kick_vector);
 	if (n < 0 || (size_t)n >= cap - *pos)
 		return -EMSGSIZE;
 	*pos += (size_t)n;

@@ -11,7 +11,7 @@
 #include "agent-proto.h"
 
 #define DDCTL_MAGIC 0x4c434444u   /* "DDCL" read as little-endian bytes */
-#define DDCTL_VERSION 1
+#define DDCTL_VERSION 2
 #define DDCTL_PORT_NAME "org.ddtk.control.0"
 
 /* Sessions: one per vhost-user device of a client. Client i (0-based, in the order of `clients`)
@@ -30,14 +30,25 @@ static inline unsigned ddctl_session_net(unsigned client_index) { return 2 * cli
 #define DDCTL_STATE_AREA (UINT64_C(1) << 20)
 #define DDCTL_STATE_SIZE (UINT64_C(32) << 20)   /* a power of two >= (DDCTL_SESSIONS_MAX + 1) areas */
 
-/* Own vector i of a session's device = queue i's kick. The client's call eventfds are the vectors of
- * a peer whose id the bridge chooses: Doorbell = (peer << 16) | queue index signals queue index's
- * call eventfd. The id changes whenever the client replaces a call fd: QEMU 7.2's ivshmem frees a
- * peer's vectors on disconnect, then writes into the freed array if the same id connects again and
- * frees it again when the device goes; so every set of call fds gets a fresh id (from
- * DDCTL_PEER_ID_FIRST, never an own id) and no id is ever disconnected. The current id is a u32 in area 0 of the state device (no session uses it):
- * the session's control block at DDCTL_STATE_CTL_OFFSET(s), stored by the bridge (release) and read
- * by the back-end before each Doorbell write (acquire). */
+/* Kicks: the state device's own vectors. Queue q of session s is state-device vector
+ * spec.kick_vector + q (HELLO's topology says where each session's range starts; the ranges do not
+ * overlap and end below DDCTL_KICK_VECTORS_MAX). The bridge owns one eventfd per vector for its
+ * whole life and forwards each client kick to its queue's vector; in the DD, ddtk-agent's VFIO
+ * broker enables the state device's MSI-X vectors and hands their eventfds to the back-ends. A
+ * session's own device therefore has no own vectors: QEMU 7.2's ivshmem (without KVM irqfds, i.e.
+ * under TCG) leaves an unplugged device's own-vector fd handlers behind, and one of those fd
+ * numbers coming back as another fd the DD's QEMU polls crashed it; the state device is never
+ * unplugged while the DD runs, and a session's device, with peers only, can be.
+ *
+ * Calls: the client's call eventfds are the vectors of a peer of the session's device whose id the
+ * bridge chooses: Doorbell = (peer << 16) | queue index signals queue index's call eventfd. The id
+ * changes whenever the client replaces a call fd: QEMU 7.2's ivshmem frees a peer's vectors on
+ * disconnect, then writes into the freed array if the same id connects again and frees it again
+ * when the device goes; so every set of call fds gets a fresh id (from DDCTL_PEER_ID_FIRST, never
+ * an own id) and no id is ever disconnected. The current id is a u32 in area 0 of the state device
+ * (no session uses it): the session's control block at DDCTL_STATE_CTL_OFFSET(s), stored by the
+ * bridge (release) and read by the back-end before each Doorbell write (acquire). */
+#define DDCTL_KICK_VECTORS_MAX 128   /* MSI-X vectors of the state device: each is an interrupt of the DD's vCPUs */
 #define DDCTL_PEER_ID_FIRST 64
 #define DDCTL_STATE_CTL_OFFSET(s) ((uint64_t)(s) * 64)
 
@@ -50,19 +61,27 @@ static inline unsigned ddctl_session_net(unsigned client_index) { return 2 * cli
 
 /* The VFIO broker. The DD's ivshmem devices sit behind one conventional PCI bridge, so they are
  * one IOMMU group, and the kernel lets one process hold a group: ddtk-agent holds the container and
- * the groups and hands out VFIO device fds (which work in any process) on this socket.
- * SOCK_SEQPACKET, one request per connection:
- *   request: one packet, the u32 IVPosition wanted (little-endian; nothing else);
- *   reply:   one packet, i32 status (little-endian: 0, or -errno: -ENODEV for no such device,
- *            -EBADMSG for a malformed request), then the device's PCI address as text, without
- *            NUL (may be empty on error); on success a new device fd of it comes with it
- *            (SCM_RIGHTS, exactly one). The client checks the device's IVPosition register itself. */
+ * the groups and hands out VFIO device fds (which work in any process) on this socket. It also
+ * holds the state device's MSI-X vectors (the kicks, see above) enabled, each with an eventfd.
+ * SOCK_SEQPACKET, one request per connection; a request is one packet, little-endian:
+ *   a device: the u32 IVPosition wanted (nothing else);
+ *   kicks:    u32 DDCTL_VFIO_KICKS, u32 first vector, u32 count (1..DDCTL_VFIO_KICKS_MAX).
+ *   reply:   one packet, i32 status (little-endian: 0, or -errno: -ENODEV for no such device (or
+ *            no state device with kicks yet), -ERANGE for vectors the state device does not have,
+ *            -EBADMSG for a malformed request), then the device's PCI address as text (the state
+ *            device's for kicks), without NUL (may be empty on error); on success a new device fd
+ *            of it comes with it (SCM_RIGHTS, exactly one), or, for kicks, the eventfds of vectors
+ *            first..first+count-1 in that order (exactly count). The client checks the device's
+ *            IVPosition register itself. */
+#define DDCTL_VFIO_KICKS 0x4b43494bu   /* "KICK" read as little-endian bytes; no IVPosition */
+#define DDCTL_VFIO_KICKS_MAX 64
 #define DDCTL_VFIO_SOCKET DDCTL_RUN_DIR "/vfio.sock"
 
 enum ddctl_msg_type {
 	/* bridge -> agent, id 0: u32 protocol version, then the topology text: one line per session,
-	 * "blk S name=NAME offset=BYTES size=BYTES read-only=0|1 queues=N" or
-	 * "net S name=NAME mac=xx:xx:xx:xx:xx:xx queues=N" (queues of net = queue pairs).
+	 * "blk S name=NAME offset=BYTES size=BYTES read-only=0|1 queues=N kick-vector=V" or
+	 * "net S name=NAME mac=xx:xx:xx:xx:xx:xx queues=N kick-vector=V" (queues of net = queue pairs;
+	 * V: the state-device vector of the session's first virtqueue, see above).
 	 * The agent (re)starts its back-ends to serve exactly these sessions, stops every session it
 	 * had (a new HELLO means a new bridge connection), and answers HELLO_ACK. */
 	DDCTL_MSG_HELLO = 1,
@@ -131,10 +150,17 @@ struct ddctl_session_spec {
 	bool read_only;                  /* blk */
 	uint8_t mac[6];                  /* net */
 	unsigned queues;                 /* blk: queues; net: queue pairs */
+	unsigned kick_vector;            /* the state-device vector of its first virtqueue's kicks */
 };
 
+/* Virtqueues of a session: blk queues, net two per queue pair. */
+static inline unsigned ddctl_spec_virtqueues(const struct ddctl_session_spec *spec)
+{
+	return spec->kind == DDCTL_KIND_NET ? 2 * spec->queues : spec->queues;
+}
+
 /* Parses HELLO's payload (after the u32 version) into specs[0..*ret_n); every line is checked
- * (session range and uniqueness, kinds, numbers). -EBADMSG on anything malformed. */
+ * (session range and uniqueness, kinds, numbers, kick vectors in range and not shared). -EBADMSG on anything malformed. */
 int ddctl_topology_parse(const char *text, size_t len, struct ddctl_session_spec *specs, unsigned max,
 			 unsigned *ret_n);
 /* Appends spec's line (with '\n') to buf at *pos; -EMSGSIZE when it does not fit. */

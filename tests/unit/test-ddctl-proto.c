@@ -62,8 +62,10 @@ static void test_other_protocol_skipped(void **state)
 static void test_topology_round_trip(void **state)
 {
 	struct ddctl_session_spec in[2] = {
-		{ .session = 1, .kind = DDCTL_KIND_BLK, .name = "a", .offset = 0, .size = 256u << 20, .queues = 2 },
-		{ .session = 2, .kind = DDCTL_KIND_NET, .name = "a", .mac = { 2, 0, 0, 0, 0, 0xaa }, .queues = 1 },
+		{ .session = 1, .kind = DDCTL_KIND_BLK, .name = "a", .offset = 0, .size = 256u << 20, .queues = 2,
+		  .kick_vector = 0 },
+		{ .session = 2, .kind = DDCTL_KIND_NET, .name = "a", .mac = { 2, 0, 0, 0, 0, 0xaa }, .queues = 1,
+		  .kick_vector = 2 },
 	}, out[4];
 	char text[512];
 	size_t pos = 0;
@@ -71,8 +73,8 @@ static void test_topology_round_trip(void **state)
 
 	assert_int_equal(ddctl_topology_format(&in[0], text, sizeof(text), &pos), 0);
 	assert_int_equal(ddctl_topology_format(&in[1], text, sizeof(text), &pos), 0);
-	assert_string_equal(text, "blk 1 name=a offset=0 size=268435456 read-only=0 queues=2\n"
-				  "net 2 name=a mac=02:00:00:00:00:aa queues=1\n");
+	assert_string_equal(text, "blk 1 name=a offset=0 size=268435456 read-only=0 queues=2 kick-vector=0\n"
+				  "net 2 name=a mac=02:00:00:00:00:aa queues=1 kick-vector=2\n");
 	assert_int_equal(ddctl_topology_parse(text, pos, out, 4, &n), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(out[0].kind, DDCTL_KIND_BLK);
@@ -81,6 +83,8 @@ static void test_topology_round_trip(void **state)
 	assert_false(out[0].read_only);
 	assert_string_equal(out[1].name, "a");
 	assert_memory_equal(out[1].mac, in[1].mac, 6);
+	assert_int_equal(out[1].kick_vector, 2);
+	assert_int_equal(ddctl_spec_virtqueues(&out[1]), 2);
 	/* An empty topology is valid: a DD with no sessions. */
 	assert_int_equal(ddctl_topology_parse("", 0, out, 4, &n), 0);
 	assert_int_equal(n, 0);
@@ -92,26 +96,32 @@ static void test_topology_round_trip(void **state)
 static void test_topology_refused(void **state)
 {
 	static const char *const bad[] = {
-		"blk 1 name=a offset=0 size=512 read-only=0 queues=1",                   /* no newline */
-		"blk 0 name=a offset=0 size=512 read-only=0 queues=1\n",                 /* session 0 */
-		"blk 31 name=a offset=0 size=512 read-only=0 queues=1\n",                /* beyond the max */
-		"blk 1 name=a offset=0 size=0 read-only=0 queues=1\n",                   /* empty volume */
-		"blk 1 name=a offset=1 size=512 read-only=0 queues=1\n",                 /* unaligned */
-		"blk 1 name=a offset=18446744073709551104 size=1024 read-only=0 queues=1\n", /* wraps */
-		"blk 1 name=a offset=0 size=512 read-only=2 queues=1\n",
-		"blk 1 name=a offset=0 size=512 read-only=0 queues=17\n",
+		"blk 1 name=a offset=0 size=512 read-only=0 queues=1 kick-vector=0",                   /* no newline */
+		"blk 0 name=a offset=0 size=512 read-only=0 queues=1 kick-vector=0\n",                 /* session 0 */
+		"blk 31 name=a offset=0 size=512 read-only=0 queues=1 kick-vector=0\n",                /* beyond the max */
+		"blk 1 name=a offset=0 size=0 read-only=0 queues=1 kick-vector=0\n",                   /* empty volume */
+		"blk 1 name=a offset=1 size=512 read-only=0 queues=1 kick-vector=0\n",                 /* unaligned */
+		"blk 1 name=a offset=18446744073709551104 size=1024 read-only=0 queues=1 kick-vector=0\n", /* wraps */
+		"blk 1 name=a offset=0 size=512 read-only=2 queues=1 kick-vector=0\n",
+		"blk 1 name=a offset=0 size=512 read-only=0 queues=17 kick-vector=0\n",
 		"blk 1 name=a offset=0 size=512 read-only=0\n",                          /* missing key */
-		"blk 1 name=a offset=0 size=512 read-only=0 queues=1 queues=1\n",        /* twice */
-		"blk 1 name=A offset=0 size=512 read-only=0 queues=1\n",                 /* bad name */
-		"blk 1 name=a offset=-1 size=512 read-only=0 queues=1\n",
+		"blk 1 name=a offset=0 size=512 read-only=0 queues=1 queues=1 kick-vector=0\n",        /* twice */
+		"blk 1 name=A offset=0 size=512 read-only=0 queues=1 kick-vector=0\n",                 /* bad name */
+		"blk 1 name=a offset=-1 size=512 read-only=0 queues=1 kick-vector=0\n",
 		"blk 1 name=a offset=0 size=512 read-only=0 queues=1 mac=02:00:00:00:00:01\n",
-		"net 2 name=a mac=01:00:00:00:00:01 queues=1\n",                         /* multicast */
-		"net 2 name=a mac=00:00:00:00:00:00 queues=1\n",
-		"net 2 name=a mac=02:00:00:00:00:0 queues=1\n",
+		"net 2 name=a mac=01:00:00:00:00:01 queues=1 kick-vector=0\n",                         /* multicast */
+		"net 2 name=a mac=00:00:00:00:00:00 queues=1 kick-vector=0\n",
+		"net 2 name=a mac=02:00:00:00:00:0 queues=1 kick-vector=0\n",
 		"net 2 name=a mac=02:00:00:00:00:01 queues=1 size=512\n",
 		"usb 3 name=a\n",
-		"blk 1 name=a offset=0 size=512 read-only=0 queues=1\nnet 1 name=a mac=02:00:00:00:00:01 queues=1\n",
+		"blk 1 name=a offset=0 size=512 read-only=0 queues=1 kick-vector=0\nnet 1 name=a mac=02:00:00:00:00:01 queues=1 kick-vector=1\n",
 		"\n",
+		"blk 1 name=a offset=0 size=512 read-only=0 queues=1\n",                 /* no kick vector */
+		"blk 1 name=a offset=0 size=512 read-only=0 queues=1 kick-vector=128\n", /* beyond the max */
+		"blk 1 name=a offset=0 size=512 read-only=0 queues=2 kick-vector=127\n", /* ends beyond */
+		"net 2 name=a mac=02:00:00:00:00:01 queues=1 kick-vector=-1\n",
+		/* overlapping kick vectors */
+		"blk 1 name=a offset=0 size=512 read-only=0 queues=2 kick-vector=0\nnet 2 name=a mac=02:00:00:00:00:01 queues=1 kick-vector=1\n",
 	};
 	struct ddctl_session_spec out[4];
 	unsigned n = 99;
@@ -121,7 +131,8 @@ static void test_topology_refused(void **state)
 		assert_int_equal(n, 99);
 	}
 	/* More lines than room. */
-	const char *two = "net 2 name=a mac=02:00:00:00:00:01 queues=1\nnet 4 name=b mac=02:00:00:00:00:02 queues=1\n";
+	const char *two = "net 2 name=a mac=02:00:00:00:00:01 queues=1 kick-vector=0\n"
+			  "net 4 name=b mac=02:00:00:00:00:02 queues=1 kick-vector=2\n";
 	assert_int_equal(ddctl_topology_parse(two, strlen(two), out, 1, &n), -EBADMSG);
 	/* An embedded NUL. */
 	assert_int_equal(ddctl_topology_parse("net 2 name=a\0", 13, out, 4, &n), -EBADMSG);
