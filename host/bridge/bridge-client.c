@@ -233,8 +233,12 @@ static void pass_on(struct bridge_session *s, struct vu_msg *msg)
 	ack(s, msg, 0);
 }
 
-static void queue_forget(struct bridge_queue *q)
+static void queue_forget(struct bridge_session *s, unsigned i)
 {
+	struct bridge_queue *q = &s->q[i];
+
+	if (q->kick_fd >= 0)
+		bridge_kicks_set(s->b, s->spec.kick_vector + i, -1);
 	close_fd(&q->kick_fd);
 	close_fd(&q->call_fd);
 	*q = (struct bridge_queue){ .kick_fd = -1, .call_fd = -1 };
@@ -243,7 +247,7 @@ static void queue_forget(struct bridge_queue *q)
 static void device_reset(struct bridge_session *s)
 {
 	for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
-		queue_forget(&s->q[i]);
+		queue_forget(s, i);
 	mem_unmap(s);
 	s->features_set = false;
 	s->owner_set = false;
@@ -360,14 +364,23 @@ static bool handle(struct bridge_session *s, struct vu_msg *msg)
 		}
 		close_fd(&q->kick_fd);
 		q->kick_fd = fd;
-		/* A new kick fd starts a new ring generation: what the state area holds for the old
-		 * one is void (the client collected its base before). */
-		if (!q->in_dd)
+		r = bridge_kicks_set(s->b, s->spec.kick_vector + (unsigned)(q - s->q), fd);
+		if (r < 0) {
+			/* The fd could not be dup'd (out of fds): kicks of this ring would be lost. */
+			fprintf(stderr, "ddtk-bridge: session %u (%s): cannot forward the kicks of queue %u: %s\n",
+				s->id, s->client_name, (unsigned)(q - s->q), strerror(-r));
+			close_fd(&q->kick_fd);
+			ack(s, msg, r);
+			break;
+		}
+		/* A new kick fd on a stopped ring starts a new ring generation: what the state area
+		 * holds for the old one is void (the client collected its base before), and the DD's
+		 * session starts again from the recorded state. On a ring the DD runs, only the
+		 * forwarding changed. */
+		if (!q->in_dd) {
 			s->inflight_valid = false;
-		if (q->kick_plugged && !s->want_replug) {
-			fprintf(stderr, "ddtk-bridge: session %u (%s): queue %u has a new kick fd: re-plugging its device\n",
-				s->id, s->client_name, (unsigned)(msg->payload.u64 & VU_VRING_INDEX_MASK));
-			s->want_replug = true;
+			if (s->built)
+				s->want_restart = true;
 		}
 		ack(s, msg, 0);
 		bridge_session_changed(s);

@@ -2,7 +2,11 @@
  * DD through libvirt, and each session's replay — the recorded state of a client's device handed
  * to the DD's back-end as vhost-user messages without fds (memory is BAR2 of the session's
  * ivshmem device, kicks its MSI-X vectors, calls Doorbell writes, inflight the state device). The
- * DD is not trusted: its replies are checked against what was asked. */
+ * DD is not trusted: its replies are checked against what was asked.
+ *
+ * A device is unplugged only when its memory changes (a new client QEMU) or its client goes: a ring
+ * restart (every client boot restarts its disk's rings: SeaBIOS, then Linux) only restarts the
+ * DD's session, since kicks go to the state device (bridge-kicks.c). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,14 +21,9 @@
 #include "vu-vq.h"
 
 #define CONNECT_INTERVAL_MS 500
-/* A device is plugged once its rings have been still this long (QEMU sends them one by one). */
-#define PLUG_DEBOUNCE_MS 300
-/* Every client boot starts its disk's rings twice: SeaBIOS, then Linux. Plugging the firmware's
- * generation would mean an unplug, which QEMU 7.2's ivshmem does not survive under TCG (stale fd
- * handlers; see devices_in_transition). The firmware acks neither EVENT_IDX nor INDIRECT_DESC and,
- * with a direct kernel boot, does no I/O: such a generation waits this long before it is plugged
- * (Linux's, which acks both, replaces it long before). */
-#define PLUG_FIRMWARE_MS 60000
+/* A device is plugged (or its session rebuilt) once its rings have been still this long: QEMU
+ * sends them one by one. */
+#define SETTLE_MS 300
 #define RESTART_BACKOFF_MS 1000
 #define DEVICE_READY_MS 20000
 
@@ -272,9 +271,7 @@ void bridge_dd_session_ready(struct bridge_session *s)
 
 void bridge_session_changed(struct bridge_session *s)
 {
-	bool firmware = !(s->features & VU_BIT(VU_F_RING_EVENT_IDX)) && !(s->features & VU_BIT(VU_F_RING_INDIRECT_DESC));
-
-	s->plug_after_ms = bridge_now_ms() + (firmware ? PLUG_FIRMWARE_MS : PLUG_DEBOUNCE_MS);
+	s->settle_ms = bridge_now_ms() + SETTLE_MS;
 }
 
 void bridge_session_client_gone(struct bridge_session *s)
@@ -312,36 +309,6 @@ static bool client_ready(const struct bridge_session *s)
 	return false;
 }
 
-/* Whether some device is being plugged or unplugged. QEMU 7.2's ivshmem (TCG) leaves the fd
- * handlers of an unplugged device's own vectors behind: when one of those fd numbers comes back as
- * another device's call (peer) eventfd, the next Doorbell runs the stale handler on freed memory and
- * the DD's QEMU dies. One device in transition at a time makes a re-plugged device get its fd
- * numbers back in the same roles (its chardev, memory, peer, own vectors are allocated in the same
- * order), which replaces the stale handlers instead. */
-static bool devices_in_transition(const struct bridge *b)
-{
-	if (b->state_device == BRIDGE_DEVICE_PLUGGING)
-		return true;
-	for (unsigned i = 0; i < b->nsessions; i++)
-		if (b->sessions[i].device == BRIDGE_DEVICE_PLUGGING || b->sessions[i].device == BRIDGE_DEVICE_UNPLUGGING)
-			return true;
-	return false;
-}
-
-static bool client_ready(const struct bridge_session *s);
-
-/* Whether another session waits to plug its device: it goes first, so that the fd numbers its
- * unplugged predecessor freed come back to it (see devices_in_transition). */
-static bool other_plug_pending(const struct bridge *b, const struct bridge_session *self)
-{
-	for (unsigned i = 0; i < b->nsessions; i++) {
-		const struct bridge_session *o = &b->sessions[i];
-		if (o != self && o->device == BRIDGE_DEVICE_NONE && client_ready(o))
-			return true;
-	}
-	return false;
-}
-
 static void session_tick(struct bridge_session *s, int64_t now)
 {
 	struct bridge *b = s->b;
@@ -362,8 +329,8 @@ static void session_tick(struct bridge_session *s, int64_t now)
 			s->id, s->client_name, s->id, DEVICE_READY_MS / 1000);
 		s->want_replug = true;
 	}
-	if (s->want_replug) {
-		/* Order: stop the back-end's use of the device, unplug it, plug the new one. */
+	if (s->want_replug || s->want_restart) {
+		/* Order: stop the back-end's use of the device, (unplug it, plug the new one). */
 		if (s->dd == BRIDGE_DD_SESSION_RUNNING) {
 			session_lost(s);
 			if (bridge_dd_send(b, DDCTL_MSG_SESSION_STOP, s->id, NULL, 0) == 0)
@@ -372,9 +339,10 @@ static void session_tick(struct bridge_session *s, int64_t now)
 		}
 		if (s->dd != BRIDGE_DD_SESSION_DOWN)
 			return;
+		s->want_restart = false;
+	}
+	if (s->want_replug) {
 		if (s->device == BRIDGE_DEVICE_READY || s->device == BRIDGE_DEVICE_PLUGGED) {
-			if (devices_in_transition(b) || other_plug_pending(b, s))
-				return;
 			if (bridge_worker_detach(b, s->id) == 0)
 				s->device = BRIDGE_DEVICE_UNPLUGGING;
 			return;
@@ -388,15 +356,15 @@ static void session_tick(struct bridge_session *s, int64_t now)
 			s->dd = BRIDGE_DD_SESSION_STARTING;
 		return;
 	}
-	if (s->device == BRIDGE_DEVICE_NONE && client_ready(s) && now >= s->plug_after_ms &&
-	    b->state_device == BRIDGE_DEVICE_READY && !devices_in_transition(b)) {
+	if (s->device == BRIDGE_DEVICE_NONE && client_ready(s) && now >= s->settle_ms &&
+	    b->state_device == BRIDGE_DEVICE_READY) {
 		s->iv.mem_fd = s->mem_fd;
 		s->iv.vectors = s->nqueues;
 		plug(b, &s->iv, &s->device);
 		return;
 	}
 	if (!s->built && s->dd == BRIDGE_DD_SESSION_RUNNING && s->device == BRIDGE_DEVICE_READY && client_ready(s) &&
-	    s->have_protocol_features && !s->waiting_client_reply && !s->parked)
+	    now >= s->settle_ms && s->have_protocol_features && !s->waiting_client_reply && !s->parked)
 		session_build(s);
 }
 
@@ -416,7 +384,7 @@ void bridge_dd_tick(struct bridge *b)
 		return;
 	if (b->state_device == BRIDGE_DEVICE_NONE) {
 		b->state_iv.mem_fd = b->state_fd;
-		b->state_iv.vectors = 1;
+		b->state_iv.vectors = bridge_kicks_vectors(b);
 		plug(b, &b->state_iv, &b->state_device);
 	}
 	for (unsigned i = 0; i < b->nsessions; i++)
@@ -451,7 +419,7 @@ void bridge_dd_lost(struct bridge *b, const char *why)
 		s->dd = BRIDGE_DD_SESSION_DOWN;
 		bridge_ivshmem_drop(&s->iv);
 		s->device = BRIDGE_DEVICE_NONE;
-		s->want_replug = false;
+		s->want_replug = s->want_restart = false;
 	}
 	bridge_ivshmem_drop(&b->state_iv);
 	b->state_device = BRIDGE_DEVICE_NONE;
@@ -655,8 +623,10 @@ void bridge_device_attached(struct bridge *b, unsigned id, int result, const cha
 		return;
 	}
 	*state = BRIDGE_DEVICE_PLUGGED;
-	if (id != DDCTL_STATE_IVPOSITION)
+	if (id != DDCTL_STATE_IVPOSITION) {
 		session_by_id(b, id)->plugged_ms = bridge_now_ms();
+		session_by_id(b, id)->plugs++;
+	}
 	fprintf(stderr, "ddtk-bridge: device %u plugged into the DD\n", id);
 }
 

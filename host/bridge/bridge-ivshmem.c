@@ -1,10 +1,11 @@
 /* The bridge as ivshmem server (QEMU's docs/specs/ivshmem-spec.rst) of one ivshmem-doorbell device
  * of the DD: the DD's QEMU connects when the device is plugged and gets the shared memory (a
- * client's RAM fd, or the state memfd) and the eventfds: its own vectors are the client's kick
- * eventfds (a kick becomes an MSI-X interrupt in the DD), the vectors of a peer whose id the bridge
- * publishes in the state device (ddctl-proto.h) are the client's call eventfds (a Doorbell write in
- * the DD signals the client). The kernel carries
- * every notification; no bridge thread is on the data path. */
+ * client's RAM fd, or the state memfd) and the eventfds. A session's device has no own vectors;
+ * the vectors of a peer whose id the bridge publishes in the state device (ddctl-proto.h) are the
+ * client's call eventfds (a Doorbell write in the DD signals the client). The state device's own
+ * vectors are the kicks: one eventfd per virtqueue of every session, the bridge's (bridge-kicks.c
+ * forwards the clients' kicks to them). The kernel carries every call; a kick passes one bridge
+ * thread. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,13 +47,11 @@ static struct bridge_session *iv_session(struct bridge *b, struct bridge_ivshmem
 	return iv == &b->state_iv ? NULL : vu_container_of(iv, struct bridge_session, iv);
 }
 
-static int vector_fd(struct bridge_session *s, struct bridge_ivshmem *iv, bool own, unsigned i)
+/* Peer vector i of session s: queue i's call eventfd. */
+static int vector_fd(struct bridge_session *s, struct bridge_ivshmem *iv, unsigned i)
 {
-	if (s && i < s->nqueues) {
-		int fd = own ? s->q[i].kick_fd : s->q[i].call_fd;
-		if (fd >= 0)
-			return fd;
-	}
+	if (i < s->nqueues && s->q[i].call_fd >= 0)
+		return s->q[i].call_fd;
 	return iv->dummy_fd;
 }
 
@@ -64,7 +63,7 @@ static int send_peer_vectors(struct bridge *b, struct bridge_ivshmem *iv)
 	if (!s)
 		return 0;
 	for (unsigned i = 0; i < iv->vectors; i++) {
-		r = iv_send(iv->conn_fd, iv->peer_id, vector_fd(s, iv, false, i));
+		r = iv_send(iv->conn_fd, iv->peer_id, vector_fd(s, iv, i));
 		if (r < 0)
 			return r;
 	}
@@ -95,11 +94,11 @@ static int send_setup(struct bridge *b, struct bridge_ivshmem *iv)
 		r = iv_send(iv->conn_fd, -1, iv->mem_fd);
 	if (r == 0)
 		r = send_peer_vectors(b, iv);
-	/* QEMU numbers a peer's vectors in the order they come: own vector i is queue i's kick. */
-	for (unsigned i = 0; r == 0 && i < iv->vectors; i++) {
-		r = iv_send(iv->conn_fd, iv->id, vector_fd(s, iv, true, i));
-		if (r == 0 && s && i < s->nqueues && s->q[i].kick_fd >= 0)
-			s->q[i].kick_plugged = true;
+	/* The state device's own vectors, the kicks: QEMU numbers a peer's vectors in the order
+	 * they come. A session's device gets none (see ddctl-proto.h). */
+	for (unsigned i = 0; r == 0 && !s && i < iv->vectors; i++) {
+		int fd = bridge_kicks_vector_fd(b, i);
+		r = fd >= 0 ? iv_send(iv->conn_fd, iv->id, fd) : -ERANGE;
 	}
 	if (r == 0 && s)
 		publish_peer_id(b, iv);
@@ -168,14 +167,10 @@ void bridge_ivshmem_drop(struct bridge_ivshmem *iv)
 	if (iv->conn_fd < 0)
 		return;
 	struct bridge *b = iv->b;
-	struct bridge_session *s = iv_session(b, iv);
 
 	vu_loop_del(&b->loop, &iv->conn_watch);
 	close(iv->conn_fd);
 	iv->conn_fd = -1;
-	if (s)
-		for (unsigned i = 0; i < s->nqueues; i++)
-			s->q[i].kick_plugged = false;
 	/* QEMU closes the connection when the device goes: the surest sign it is gone. */
 	bridge_device_detached(b, iv->id, 0, NULL);
 }

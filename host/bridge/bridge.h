@@ -26,8 +26,7 @@ struct bridge_queue {
 	bool num_set, addr_set, base_set, enable_set;
 	uint32_t num, base, enable;
 	struct vu_vring_addr addr;
-	int kick_fd, call_fd;          /* the client's; -1 when unset */
-	bool kick_plugged;             /* kick_fd is the device's own vector (changes need a re-plug) */
+	int kick_fd, call_fd;          /* the client's; -1 when unset (kicks: forwarded, bridge-kicks.c) */
 	bool in_dd;                    /* the DD runs this ring: its base is the DD's to tell */
 };
 
@@ -124,15 +123,18 @@ struct bridge_session {
 	enum bridge_device_state device;
 	struct bridge_ivshmem iv;
 	bool built;                    /* state replayed; the DD serves the rings */
-	bool want_replug;              /* a kick or memory fd changed under a plugged device */
-	int64_t plug_after_ms;         /* debounce: QEMU sends a device's rings one after another */
+	bool want_replug;              /* the memory fd changed (or the client went) under a plugged device */
+	bool want_restart;             /* a ring restarted: the DD's session starts again (no replug) */
+	int64_t settle_ms;             /* debounce: QEMU sends a device's rings one after another; no
+	                                * plug or build before */
 	int64_t start_after_ms;        /* back-off before starting a failed DD session again */
 	int64_t plugged_ms;            /* when the device was plugged (ready within seconds, or re-plugged) */
 	bool builds_acked_reply;       /* the DD's back-end acked REPLY_ACK in this build */
 	bool dd_pf_set;                /* this DD session got SET_PROTOCOL_FEATURES: it takes questions */
 	struct bridge_pending pending[BRIDGE_PENDING_MAX];
 	unsigned pending_head, pending_count;
-	unsigned builds;
+	unsigned builds;               /* times the state was replayed to a DD session */
+	unsigned plugs;                /* times its device was plugged into a DD */
 	char last_error[160];
 };
 
@@ -148,7 +150,10 @@ struct bridge {
 	struct bridge_session sessions[DDCTL_SESSIONS_MAX];
 	struct bridge_session *by_id[DDCTL_SESSIONS_MAX + 1];
 
-	/* The state device: inflight areas that outlive the DD. */
+	/* Kick forwarding (bridge-kicks.c): the state device's own vectors. */
+	struct bridge_kicks *kicks;
+
+	/* The state device: inflight areas that outlive the DD, kicks as its vectors. */
 	int state_fd;
 	uint8_t *state_map;
 	struct bridge_ivshmem state_iv;
@@ -216,6 +221,17 @@ void bridge_ivshmem_close(struct bridge_ivshmem *iv);
 void bridge_ivshmem_drop(struct bridge_ivshmem *iv);
 /* Sends the peer's vectors (the client's call fds) again: after a call fd changed. */
 int bridge_ivshmem_resend_peer(struct bridge *b, struct bridge_ivshmem *iv);
+
+/* bridge-kicks.c: client kicks to the state device's vectors, on a thread of their own. */
+int bridge_kicks_start(struct bridge *b, unsigned nvectors);
+void bridge_kicks_stop(struct bridge *b);
+unsigned bridge_kicks_vectors(const struct bridge *b);
+/* The eventfd of the state device's own vector `vector` (the DD's QEMU gets it); -1 out of range. */
+int bridge_kicks_vector_fd(const struct bridge *b, unsigned vector);
+/* From now on a kick on client_fd (dup'd; -1: none) becomes a kick of `vector`. */
+int bridge_kicks_set(struct bridge *b, unsigned vector, int client_fd);
+/* Kicks forwarded to vectors first..first+count-1 so far. */
+uint64_t bridge_kicks_forwarded(const struct bridge *b, unsigned first, unsigned count);
 
 /* bridge-worker.c: libvirt calls on a thread of their own. */
 int bridge_worker_start(struct bridge *b);

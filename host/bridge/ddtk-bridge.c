@@ -74,10 +74,12 @@ static void on_status(struct vu_watch *w, uint32_t events)
 	for (unsigned i = 0; i < b->nsessions; i++) {
 		const struct bridge_session *s = &b->sessions[i];
 		OUT("%s\n  {\"id\": %u, \"kind\": \"%s\", \"client\": \"%s\", \"client_connected\": %s, "
-		    "\"device\": \"%s\", \"dd_session\": \"%s\", \"served\": %s, \"builds\": %u}",
+		    "\"device\": \"%s\", \"dd_session\": \"%s\", \"served\": %s, \"builds\": %u, \"plugs\": %u, "
+		    "\"kick_vector\": %u, \"kicks\": %" PRIu64 "}",
 		    i ? "," : "", s->id, s->spec.kind == DDCTL_KIND_BLK ? "blk" : "net", s->client_name,
 		    s->conn_fd >= 0 ? "true" : "false", device_state_name(s->device), dd_session_name(s->dd),
-		    s->built ? "true" : "false", s->builds);
+		    s->built ? "true" : "false", s->builds, s->plugs, s->spec.kick_vector,
+		    bridge_kicks_forwarded(b, s->spec.kick_vector, s->nqueues));
 	}
 	OUT("\n ]}\n");
 #undef OUT
@@ -136,6 +138,7 @@ static int topology_from_config(struct bridge *b)
 				spec.queues = c->dd_nic_queues;
 			}
 			snprintf(spec.name, sizeof(spec.name), "%s", c->name);
+			spec.kick_vector = ddtk_config_kick_vectors(cfg, spec.session);
 			int r = kind == DDCTL_KIND_BLK ? ddtk_bridge_blk_socket(cfg, i, path) : ddtk_bridge_net_socket(cfg, i, path);
 			if (r < 0)
 				return r;
@@ -240,6 +243,11 @@ int main(int argc, char **argv)
 		r = state_memfd(b);
 	if (r == 0)
 		r = topology_from_config(b);
+	if (r == 0) {
+		/* ddtk_config_check kept the total in range. */
+		unsigned kicks = ddtk_config_kick_vectors(&b->cfg, DDCTL_SESSIONS_MAX + 1);
+		r = bridge_kicks_start(b, kicks ? kicks : 1);
+	}
 	for (unsigned i = 0; r == 0 && i < b->nsessions; i++)
 		r = bridge_session_init(b, &b->sessions[i]);
 	if (r == 0) {
@@ -284,6 +292,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < b->nsessions; i++)
 		bridge_session_close(&b->sessions[i]);
 	bridge_ivshmem_close(&b->state_iv);
+	bridge_kicks_stop(b);
 	unlink(status_path);
 	return 0;
 }

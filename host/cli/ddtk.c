@@ -377,7 +377,8 @@ static int cmd_xml(struct vmm *m, const char *vm)
 }
 
 /* The <shmem> device of session S as ddtk-bridge plugs it: its vectors are one per virtqueue of the
- * session's device (a volume's queues; a dd-nic's queue pairs and its control queue). */
+ * session's device (a volume's queues; a dd-nic's queue pairs), for the state device (S = 0) one
+ * per virtqueue of every session (the kicks). */
 static int cmd_xml_ivshmem(const struct ddtk_config *cfg, const char *arg)
 {
 	char *end, path[DDTK_SOCKET_PATH_MAX];
@@ -386,7 +387,9 @@ static int cmd_xml_ivshmem(const struct ddtk_config *cfg, const char *arg)
 		fprintf(stderr, "ddtk: xml --ivshmem: session must be 0 to %d, not '%s'\n", DDCTL_SESSIONS_MAX, arg);
 		return 2;
 	}
-	unsigned vectors = 1;
+	unsigned vectors = ddtk_config_kick_vectors(cfg, DDCTL_SESSIONS_MAX + 1);
+	if (vectors == 0)
+		vectors = 1;
 	if (session > 0) {
 		unsigned index = (unsigned)(session - 1) / 2;
 		bool net = session % 2 == 0;

@@ -655,8 +655,35 @@ int ddtk_config_check(const struct ddtk_config *cfg, struct ddtk_err *err)
 		return ddtk_err_set(err, -E2BIG, "%u clients, but at most %d when any has a volume or dd-nic (the "
 				    "driver domain has a PCI slot for each client's two devices)", cfg->n_clients,
 				    DDCTL_CLIENTS_MAX);
+	unsigned kicks = ddtk_config_kick_vectors(cfg, DDCTL_SESSIONS_MAX + 1);
+	if (kicks > DDCTL_KICK_VECTORS_MAX)
+		return ddtk_err_set(err, -E2BIG, "the clients' volumes and dd-nics have %u virtqueues in all, but the "
+				    "driver domain takes at most %d (one interrupt each): fewer volume-queues or "
+				    "dd-nic-queues", kicks, DDCTL_KICK_VECTORS_MAX);
 	int r = check_volumes(cfg, err);
 	if (r < 0)
 		return r;
 	return check_bridge_paths(cfg, err);
+}
+
+/* Virtqueues of the DD's session s (0 when it is unused). */
+static unsigned session_virtqueues(const struct ddtk_config *cfg, unsigned s)
+{
+	unsigned i = (s - 1) / 2;
+
+	if (s < 1 || i >= cfg->n_clients)
+		return 0;
+	const struct ddtk_client_config *c = &cfg->clients[i];
+	if (s == ddctl_session_blk(i))
+		return c->volume_mib ? c->volume_queues : 0;
+	return c->dd_nic ? 2 * c->dd_nic_queues : 0;
+}
+
+unsigned ddtk_config_kick_vectors(const struct ddtk_config *cfg, unsigned session)
+{
+	unsigned n = 0;
+
+	for (unsigned s = 1; s < session && s <= DDCTL_SESSIONS_MAX; s++)
+		n += session_virtqueues(cfg, s);
+	return n;
 }

@@ -112,6 +112,12 @@ int ddtk_config_load_string(struct ddtk_config *cfg, const char *text, struct dd
  * Unix socket's. The load functions call it; call it again after changing cfg (ddtk's -i). */
 int ddtk_config_check(const struct ddtk_config *cfg, struct ddtk_err *err);
 
+/* Kicks reach the DD as MSI-X vectors of its state device, one per virtqueue of the DD's sessions
+ * in session order (ddctl-proto.h): the virtqueues of the sessions before `session`, i.e. the first
+ * kick vector of `session`; with DDCTL_SESSIONS_MAX + 1, all of them. ddtk_config_check keeps the
+ * total at most DDCTL_KICK_VECTORS_MAX. */
+unsigned ddtk_config_kick_vectors(const struct ddtk_config *cfg, unsigned session);
+
 bool ddtk_name_valid(const char *name);
 int ddtk_pci_addr_parse(const char *s, struct ddtk_pci_addr *ret_addr);
 const struct ddtk_client_config *ddtk_config_client(const struct ddtk_config *cfg, const char *name);

@@ -7,6 +7,7 @@
 
 #include "accel.h"
 #include "config.h"
+#include "ddctl-proto.h"
 
 enum vm_role {
 	VM_ROLE_DD,
@@ -41,9 +42,10 @@ enum vm_role {
 #define VM_DD_WATCHDOG_SLOT 0x11        /* i6300esb, on VM_DD_ROOT_BUS */
 #define VM_DD_DISK_SLOT 0x12            /* a passed-through disk controller, on VM_DD_ROOT_BUS */
 #define VM_HOTPLUG_WINDOW_MIN (UINT64_C(1) << 30)
-/* MSI-X vectors of one ivshmem device: one per virtqueue of a vhost-user device (vu-proto.h's
- * limit of 64 queues). */
-#define VM_IVSHMEM_VECTORS_MAX 64
+/* MSI-X vectors of one ivshmem device: a session's, one per virtqueue of its vhost-user device
+ * (the peer vectors that carry its calls); the state device's, one per virtqueue of all sessions
+ * (the kicks, ddctl-proto.h). */
+#define VM_IVSHMEM_VECTORS_MAX DDCTL_KICK_VECTORS_MAX
 
 struct vm_spec {
 	const char *name;               /* libvirt domain name */
@@ -82,8 +84,8 @@ int vm_xml_build(const struct vm_spec *spec, char **ret_xml, struct ddtk_err *er
 uint64_t vm_dd_hotplug_window(const struct ddtk_config *cfg);
 /* The <shmem> element of session `session`'s ivshmem-doorbell device (0: the state device), for
  * ddtk-bridge to hot-plug into the DD (virDomainAttachDeviceFlags): name ddtk-sS, alias ua-ddtk-sS,
- * the ivshmem server at server_path, `vectors` MSI-X vectors (1..VM_IVSHMEM_VECTORS_MAX; the
- * state device has 1) with ioeventfd, at VM_DD_HOTPLUG_BUS slot S (state device: DDCTL_STATE_SLOT).
+ * the ivshmem server at server_path, `vectors` MSI-X vectors (1..VM_IVSHMEM_VECTORS_MAX; a
+ * session's: its virtqueues; the state device's: every session's virtqueues) with ioeventfd, at VM_DD_HOTPLUG_BUS slot S (state device: DDCTL_STATE_SLOT).
  * -ERANGE for a session above DDCTL_SESSIONS_MAX or vectors out of range. */
 int vm_xml_ivshmem(unsigned session, const char *server_path, unsigned vectors, char **ret_xml,
 		   struct ddtk_err *err);

@@ -221,6 +221,25 @@ static void test_driver_domain_devices(void **state)
 	assert_int_equal(ddtk_config_volume(&cfg, 3, &off, &size), -ENOENT);
 	assert_int_equal(off, 7);
 	assert_int_equal(size, 7);
+	/* Kick vectors in session order: a's disk (1: 4 queues), a's NIC (2: 2 pairs), c's disk (5). */
+	assert_int_equal(ddtk_config_kick_vectors(&cfg, 1), 0);
+	assert_int_equal(ddtk_config_kick_vectors(&cfg, 2), 4);
+	assert_int_equal(ddtk_config_kick_vectors(&cfg, 5), 8);
+	assert_int_equal(ddtk_config_kick_vectors(&cfg, DDCTL_SESSIONS_MAX + 1), 9);
+
+	/* At most DDCTL_KICK_VECTORS_MAX virtqueues in all: 3 x (16 + 2 x 16) = 144; 2 x 48 is fine. */
+	for (unsigned clients = 3; clients >= 2; clients--) {
+		char text[1024];
+		snprintf(text, sizeof(text), "[ddtk]\nclients = a b%s\n[driver-domain]\ndisk-size = 4G\n",
+			 clients == 3 ? " c" : "");
+		for (unsigned i = 0; i < clients; i++)
+			snprintf(text + strlen(text), sizeof(text) - strlen(text),
+				 "[client.%c]\nvolume = 1G\nvolume-queues = 16\ndd-nic = yes\ndd-nic-queues = 16\n",
+				 'a' + i);
+		assert_int_equal(load(text), clients == 3 ? -E2BIG : 0);
+		if (clients == 3)
+			assert_non_null(strstr(err.msg, "144 virtqueues"));
+	}
 
 	/* A NIC alone is enough for the bridge; volume = 0 or empty means none. */
 	assert_int_equal(load("[ddtk]\nclients = a\n[client.a]\nvolume = 0\ndd-nic = yes\n"), 0);
