@@ -1150,6 +1150,8 @@ static void usage(FILE *f)
 		"                      when the outcome is the expected one, 1 otherwise\n"
 		"  --expect OUTCOME    with --hostile: require this outcome instead of the mode's own\n"
 		"  --list-hostile      print the hostile modes, one a line, and exit\n"
+		"  --warmup SECONDS    with --hostile: first wait up to SECONDS for one good read to complete\n"
+		"                      (a device served from a driver domain is there only once it is plugged)\n"
 		"  --check-requests    do the handshake (also negotiating DISCARD and WRITE_ZEROES), then send every\n"
 		"                      request type ddtk-blk supports and check the results byte for byte: FLUSH,\n"
 		"                      GET_ID, a pattern over the first MiB and the last 64 KiB, DISCARD and\n"
@@ -1192,7 +1194,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	enum { OPT_SOCKET = 256, OPT_RW, OPT_BS, OPT_IODEPTH, OPT_QUEUES, OPT_QUEUE_SIZE, OPT_RUNTIME, OPT_IOS,
 	       OPT_SIZE, OPT_VERIFY, OPT_BACKEND_PID, OPT_NO_INDIRECT, OPT_NO_EVENT_IDX, OPT_CONNECT_TIMEOUT,
 	       OPT_SEED, OPT_NO_REPLY_ACK, OPT_HOSTILE, OPT_EXPECT, OPT_LIST_HOSTILE, OPT_CHECK_REQUESTS,
-	       OPT_EXPECT_SERIAL, OPT_EXPECT_READ_ONLY, OPT_HELP };
+	       OPT_EXPECT_SERIAL, OPT_EXPECT_READ_ONLY, OPT_WARMUP, OPT_HELP };
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "rw", required_argument, NULL, OPT_RW },
@@ -1213,6 +1215,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "hostile", required_argument, NULL, OPT_HOSTILE },
 		{ "expect", required_argument, NULL, OPT_EXPECT },
 		{ "list-hostile", no_argument, NULL, OPT_LIST_HOSTILE },
+		{ "warmup", required_argument, NULL, OPT_WARMUP },
 		{ "check-requests", no_argument, NULL, OPT_CHECK_REQUESTS },
 		{ "expect-serial", required_argument, NULL, OPT_EXPECT_SERIAL },
 		{ "expect-read-only", no_argument, NULL, OPT_EXPECT_READ_ONLY },
@@ -1317,6 +1320,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_LIST_HOSTILE:
 			fe_hostile_list(stdout);
 			exit(0);
+		case OPT_WARMUP:
+			if (parse_u64(optarg, false, &v) < 0 || v < 1 || v > 600)
+				name = "--warmup (1..600 seconds)";
+			o->warmup_s = (unsigned)v;
+			break;
 		case OPT_CHECK_REQUESTS:
 			o->check_requests = true;
 			break;
@@ -1344,8 +1352,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		usage(stderr);
 		return -EINVAL;
 	}
-	if (o->hostile_expect >= 0 && o->hostile < 0) {
-		fprintf(stderr, "vu-blk-frontend: --expect needs --hostile\n");
+	if ((o->hostile_expect >= 0 || o->warmup_s) && o->hostile < 0) {
+		fprintf(stderr, "vu-blk-frontend: --expect and --warmup need --hostile\n");
 		return -EINVAL;
 	}
 	if ((o->expect_serial || o->expect_read_only) && !o->check_requests) {

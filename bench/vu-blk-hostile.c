@@ -190,13 +190,13 @@ static void hreq_chain(struct hostile *h, struct hreq *r, uint16_t base)
 	r->head = base;
 }
 
-/* Waits until every request was used or HOSTILE_WAIT_MS have passed; consumes the used entries.
+/* Waits until every request was used or wait_ms (await_used: HOSTILE_WAIT_MS) have passed; consumes the used entries.
  * Returns how many requests completed, or -ECONNRESET, -EPROTO (fe_socket_state) or -EBADMSG (a
  * used entry that is not a request in flight). */
-static int await_used(struct hostile *h)
+static int await_used_for(struct hostile *h, uint64_t wait_ms)
 {
 	struct vq *vq = h->vq;
-	uint64_t deadline = now_ns() + HOSTILE_WAIT_MS * 1000000ull;
+	uint64_t deadline = now_ns() + wait_ms * 1000000ull;
 	unsigned completed = 0;
 
 	for (;;) {
@@ -233,6 +233,11 @@ static int await_used(struct hostile *h)
 			(void)!read(vq->call_fd, &cnt, sizeof(cnt));
 		}
 	}
+}
+
+static int await_used(struct hostile *h)
+{
+	return await_used_for(h, HOSTILE_WAIT_MS);
 }
 
 static const char *status_name(uint8_t s)
@@ -554,7 +559,7 @@ static void run_avail_overrun(struct hostile *h)
 	for (uint32_t i = 0; i < h->vq->num; i++)
 		h->vq->avail->ring[i] = htole16(0);
 	/* avail->idx claims num + 1 new entries: more than the ring holds. */
-	h->vq->avail_idx = (uint16_t)(h->vq->num + 1);
+	h->vq->avail_idx = (uint16_t)(h->vq->avail_idx + h->vq->num + 1);
 	judge_requests(h);
 }
 
@@ -826,6 +831,26 @@ int fe_hostile_report_setup_failure(const struct frontend *fe)
 	return report(modes[fe->opt.hostile].name, OUT_FRONTEND_ERROR, wanted_outcome(fe), fe->err);
 }
 
+/* --warmup: one good read, waited for up to the given time, before the mode misbehaves. A device
+ * served from a driver domain answers only once the DD has it plugged (seconds): without this, a
+ * mode expecting a device that gives up would pass on a device that is not there yet. */
+static bool warm_up(struct hostile *h, unsigned seconds)
+{
+	struct hreq *r = hreq_new(h, VIRTIO_BLK_T_IN, 0, 4096, true);
+	int n, rc;
+
+	hreq_chain(h, r, 0);
+	fe_avail_add(h->vq, r->head);
+	rc = fe_publish_kick(h->fe, h->vq);
+	n = rc < 0 ? rc : await_used_for(h, (uint64_t)seconds * 1000);
+	h->nreqs = 0;
+	if (n == 1 && r->result == VIRTIO_BLK_S_OK)
+		return true;
+	set_outcome(h, OUT_FRONTEND_ERROR, "warm-up read: %s", n < 0 ? strerror(-n) : n == 0 ? "no answer" :
+		    status_name(r->result));
+	return false;
+}
+
 int fe_hostile_run(struct frontend *fe)
 {
 	const struct mode *m = &modes[fe->opt.hostile];
@@ -835,7 +860,7 @@ int fe_hostile_run(struct frontend *fe)
 	h.tables = gmem_alloc(&fe->mem, 4096, 4096, &h.tables_gpa);
 	if (!h.scratch || !h.tables)
 		set_outcome(&h, OUT_FRONTEND_ERROR, "out of guest memory");
-	else
+	else if (!fe->opt.warmup_s || warm_up(&h, fe->opt.warmup_s))
 		m->run(&h);
 	/* The socket says little about a process that crashed while we waited: look at it. */
 	if (fe->opt.backend_pid && !proc_alive(fe->opt.backend_pid))
