@@ -60,12 +60,13 @@ static int add_session(struct backend_cmd *c, enum backend_kind kind, const stru
 	backend_socket_path(cfg->run_dir, s->session, socket, sizeof(socket));
 	if (kind == BACKEND_BLK)
 		return cmd_add(c,
-			       "--export=socket=%s,file=%s,offset=%" PRIu64 ",size=%" PRIu64 ",num-queues=%u,ivshmem=%u%s",
-			       socket, cfg->disk, s->offset, s->size, s->queues, s->session,
+			       "--export=socket=%s,file=%s,offset=%" PRIu64 ",size=%" PRIu64 ",num-queues=%u,ivshmem=%u,"
+			       "kick-vector=%u%s",
+			       socket, cfg->disk, s->offset, s->size, s->queues, s->session, s->kick_vector,
 			       s->read_only ? ",read-only" : "");
-	return cmd_add(c, "--client=name=%s,socket=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x,queues=%u,ivshmem=%u",
+	return cmd_add(c, "--client=name=%s,socket=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x,queues=%u,ivshmem=%u,kick-vector=%u",
 		       s->name, socket, s->mac[0], s->mac[1], s->mac[2], s->mac[3], s->mac[4], s->mac[5],
-		       s->queues, s->session);
+		       s->queues, s->session, s->kick_vector);
 }
 
 int backend_cmd_build(enum backend_kind kind, const struct backend_config *cfg,

@@ -1,11 +1,13 @@
-/* ddtk-agent's VFIO broker (see vfio-broker.h): the device table, the socket, and the requests.
- * The peers are the agent's own back-ends, but a request is still read as hostile input: its size
- * is checked, fds sent with it are dropped, and a peer that connects and says nothing only holds
- * one of VFIO_BROKER_PENDING_MAX slots until newer connections evict it. */
+/* ddtk-agent's VFIO broker (see vfio-broker.h): the device table, the kicks, the socket, and the
+ * requests. The peers are the agent's own back-ends, but a request is still read as hostile input:
+ * its size and numbers are checked, fds sent with it are dropped, and a peer that connects and says
+ * nothing only holds one of VFIO_BROKER_PENDING_MAX slots until newer connections evict it. */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -15,6 +17,7 @@
 
 #include <linux/pci_regs.h>
 
+#include "ddctl-proto.h"
 #include "vfio-broker.h"
 
 /* ivshmem (QEMU's docs/specs/ivshmem-spec.rst): the IDs, and BAR0's IVPosition register. */
@@ -75,11 +78,64 @@ out:
 	return r;
 }
 
+/* The kicks need a device fd held open: the kernel disables a device's interrupts with its last
+ * open file. */
+static int vfio_kicks_enable(struct vfio_broker *b, struct vfio_broker_device *d, char *err, size_t errlen)
+{
+	struct vfio_pci *pci = calloc(1, sizeof(*pci));
+	int fd, r;
+
+	if (!pci) {
+		snprintf(err, errlen, "%s: %s", d->bdf, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	fd = vfio_pci_group_device_fd(d->group, d->bdf, err, errlen);
+	if (fd < 0) {
+		free(pci);
+		return fd;
+	}
+	r = vfio_pci_adopt(pci, fd, d->bdf, err, errlen);
+	if (r < 0) {
+		free(pci);
+		return r;
+	}
+	/* An MSI-X message is a memory write of the device's: without Bus Master QEMU drops it. */
+	r = vfio_pci_set_bus_master(pci);
+	if (r < 0) {
+		snprintf(err, errlen, "%s: cannot set Bus Master: %s", d->bdf, strerror(-r));
+		goto out;
+	}
+	r = vfio_pci_msix_enable(pci);
+	if (r < 0) {
+		snprintf(err, errlen, "%s: cannot enable its MSI-X vectors (the kicks): %s", d->bdf, strerror(-r));
+		goto out;
+	}
+	d->kick_pci = pci;
+	d->kick_fds = pci->msix_fds;
+	d->nkicks = pci->msix_count;
+	return 0;
+out:
+	vfio_pci_close(pci);
+	free(pci);
+	return r;
+}
+
+static void vfio_kicks_disable(struct vfio_broker *b, struct vfio_broker_device *d)
+{
+	vfio_pci_close(d->kick_pci);
+	free(d->kick_pci);
+	d->kick_pci = NULL;
+	d->kick_fds = NULL;
+	d->nkicks = 0;
+}
+
 static const struct vfio_broker_ops vfio_ops = {
 	.attach = vfio_attach,
 	.detach = vfio_detach,
 	.device_fd = vfio_device_fd,
 	.read_ivposition = vfio_read_ivposition,
+	.kicks_enable = vfio_kicks_enable,
+	.kicks_disable = vfio_kicks_disable,
 };
 
 /* ---------- the device table ---------- */
@@ -97,20 +153,51 @@ static struct vfio_broker_device *device_by_bdf(struct vfio_broker *b, const cha
 	return NULL;
 }
 
-const struct vfio_broker_device *vfio_broker_find(const struct vfio_broker *b, uint32_t ivposition)
+/* The index of the device handed out for ivposition, or -1. */
+static int device_newest(const struct vfio_broker *b, uint32_t ivposition)
 {
-	const struct vfio_broker_device *best = NULL;
+	int best = -1;
 
 	/* A device without its ivshmem server reads -1: it is nobody's. */
 	if (ivposition == UINT32_MAX)
-		return NULL;
+		return -1;
 	for (unsigned i = 0; i < b->ndevices; i++) {
 		const struct vfio_broker_device *d = &b->devices[i];
 
-		if (d->ivposition == ivposition && (!best || d->added > best->added))
-			best = d;
+		if (d->ivposition == ivposition && (best < 0 || d->added > b->devices[best].added))
+			best = (int)i;
 	}
 	return best;
+}
+
+const struct vfio_broker_device *vfio_broker_find(const struct vfio_broker *b, uint32_t ivposition)
+{
+	int i = device_newest(b, ivposition);
+
+	return i < 0 ? NULL : &b->devices[i];
+}
+
+static void kicks_release(struct vfio_broker *b, struct vfio_broker_device *d)
+{
+	if (d->kick_fds)
+		b->ops->kicks_disable(b, d);
+}
+
+/* d becomes the holder of the kicks: its vectors are enabled once (enabling them again would give
+ * them new eventfds, and the back-ends' copies of the old ones would never fire again), and
+ * whichever device had them before lets them go: one state device, one set of kicks. */
+static int kicks_take(struct vfio_broker *b, struct vfio_broker_device *d, char *err, size_t errlen)
+{
+	if (!d->kick_fds) {
+		int r = b->ops->kicks_enable(b, d, err, errlen);
+
+		if (r < 0)
+			return r;
+	}
+	for (unsigned i = 0; i < b->ndevices; i++)
+		if (&b->devices[i] != d)
+			kicks_release(b, &b->devices[i]);
+	return 0;
 }
 
 /* Reads d's IVPosition through a new device fd. */
@@ -140,6 +227,13 @@ int vfio_broker_add_device(struct vfio_broker *b, const char *bdf, uint32_t *ret
 		r = device_probe(b, d, &pos, err, sizeof(err));
 		if (r < 0)
 			goto fail;
+		if (pos == DDCTL_STATE_IVPOSITION)
+			r = kicks_take(b, d, err, sizeof(err));
+		else
+			/* No longer the state device: its vectors are nobody's kicks. */
+			kicks_release(b, d);
+		if (r < 0)
+			goto fail;
 		d->ivposition = pos;
 		d->added = ++b->adds;
 		*ret_ivposition = pos;
@@ -155,6 +249,8 @@ int vfio_broker_add_device(struct vfio_broker *b, const char *bdf, uint32_t *ret
 	if (r < 0)
 		goto fail;
 	r = device_probe(b, &fresh, &pos, err, sizeof(err));
+	if (r == 0 && pos == DDCTL_STATE_IVPOSITION)
+		r = kicks_take(b, &fresh, err, sizeof(err));
 	if (r < 0) {
 		b->ops->detach(b, &fresh);
 		goto fail;
@@ -175,6 +271,7 @@ void vfio_broker_remove_device(struct vfio_broker *b, const char *bdf)
 
 	if (!d)
 		return;
+	kicks_release(b, d);
 	b->ops->detach(b, d);
 	*d = b->devices[--b->ndevices];
 }
@@ -244,11 +341,13 @@ static pid_t peer_pid(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? cred.pid : 0;
 }
 
-/* Sends the reply (with device_fd when >= 0) without waiting: a new connection's buffer is empty. */
-static void reply(struct vfio_broker *b, int conn, uint32_t ivposition, int32_t status, const char *bdf, int device_fd)
+/* Sends the reply (with fds[0..nfds), the broker's still) without waiting: a new connection's
+ * buffer is empty. */
+static void reply(struct vfio_broker *b, int conn, uint32_t ivposition, int32_t status, const char *bdf,
+		  const int *fds, unsigned nfds)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(sizeof(int) * DDCTL_VFIO_KICKS_MAX)];
 		struct cmsghdr align;
 	} control;
 	uint8_t msg[VFIO_BROKER_REPLY_MAX];
@@ -260,25 +359,28 @@ static void reply(struct vfio_broker *b, int conn, uint32_t ivposition, int32_t 
 
 	memcpy(msg, &le, 4);
 	memcpy(msg + 4, bdf, len);
-	if (device_fd >= 0) {
+	if (nfds && nfds <= DDCTL_VFIO_KICKS_MAX) {
 		struct cmsghdr *c;
 
 		memset(&control, 0, sizeof(control));
 		mh.msg_control = control.buf;
-		mh.msg_controllen = sizeof(control.buf);
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
 		c = CMSG_FIRSTHDR(&mh);
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &device_fd, sizeof(int));
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
 	}
 	do
 		n = sendmsg(conn, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && status == 0) {
 		status = -errno;
-		snprintf(b->error, sizeof(b->error), "IVPosition %u: cannot send %s's fd: %s", ivposition, bdf,
-			 strerror(-status));
+		if (ivposition == DDCTL_VFIO_KICKS)
+			snprintf(b->error, sizeof(b->error), "kicks: cannot send %s's eventfds: %s", bdf, strerror(-status));
+		else
+			snprintf(b->error, sizeof(b->error), "IVPosition %u: cannot send %s's fd: %s", ivposition, bdf,
+				 strerror(-status));
 	}
 	if (status == 0)
 		b->handed_out++;
@@ -288,13 +390,60 @@ static void reply(struct vfio_broker *b, int conn, uint32_t ivposition, int32_t 
 		b->replied(b, peer_pid(conn), ivposition, status, bdf);
 }
 
+static uint32_t le32_at(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+/* The kicks request: the eventfds of the state device's vectors first..first+count-1. */
+static void serve_kicks(struct vfio_broker *b, int conn, uint32_t first, uint32_t count)
+{
+	char err[sizeof(b->error) - 32] = "";
+	struct vfio_broker_device *d;
+	int i, r;
+
+	if (count < 1 || count > DDCTL_VFIO_KICKS_MAX) {
+		snprintf(b->error, sizeof(b->error), "a malformed kicks request (%u vectors, not 1 to %d)", count,
+			 DDCTL_VFIO_KICKS_MAX);
+		reply(b, conn, UINT32_MAX, -EBADMSG, "", NULL, 0);
+		return;
+	}
+	i = device_newest(b, DDCTL_STATE_IVPOSITION);
+	if (i < 0) {
+		snprintf(b->error, sizeof(b->error), "kicks %u..%" PRIu64 ": no state device yet", first,
+			 (uint64_t)first + count - 1);
+		reply(b, conn, DDCTL_VFIO_KICKS, -ENODEV, "", NULL, 0);
+		return;
+	}
+	d = &b->devices[i];
+	/* It lost them to a newer state device that has gone since. */
+	r = kicks_take(b, d, err, sizeof(err));
+	if (r < 0) {
+		snprintf(b->error, sizeof(b->error), "kicks: %s", err[0] ? err : strerror(-r));
+		reply(b, conn, DDCTL_VFIO_KICKS, -ENODEV, d->bdf, NULL, 0);
+		return;
+	}
+	if ((uint64_t)first + count > d->nkicks) {
+		snprintf(b->error, sizeof(b->error), "kicks %u..%" PRIu64 ": the state device %s has %u vectors", first,
+			 (uint64_t)first + count - 1, d->bdf, d->nkicks);
+		reply(b, conn, DDCTL_VFIO_KICKS, -ERANGE, d->bdf, NULL, 0);
+		return;
+	}
+	/* The broker's own eventfds: SCM_RIGHTS gives the back-end new descriptors of the same
+	 * counters, and these stay with the vectors. */
+	reply(b, conn, DDCTL_VFIO_KICKS, 0, d->bdf, d->kick_fds + first, count);
+}
+
 /* Answers conn's request if it has come: false while it has not (conn stays open), true once conn
  * is done with (answered, or gone). */
 static bool serve(struct vfio_broker *b, int conn)
 {
 	/* MSG_TRUNC: a longer packet reads as its whole length (the rest is dropped), never as a
 	 * request. No control buffer: fds sent with a request are closed by the kernel. */
-	uint8_t req[4];
+	uint8_t req[VFIO_BROKER_REQUEST_KICKS];
 	const struct vfio_broker_device *d;
 	char err[sizeof(b->error) - 32] = "";
 	uint32_t pos;
@@ -308,16 +457,20 @@ static bool serve(struct vfio_broker *b, int conn)
 		return errno != EAGAIN && errno != EWOULDBLOCK;
 	if (n == 0)
 		return true;
-	if (n != 4) {
-		snprintf(b->error, sizeof(b->error), "a malformed request (%zd bytes, not 4)", n);
-		reply(b, conn, UINT32_MAX, -EBADMSG, "", -1);
+	if (n == VFIO_BROKER_REQUEST_KICKS && le32_at(req) == DDCTL_VFIO_KICKS) {
+		serve_kicks(b, conn, le32_at(req + 4), le32_at(req + 8));
 		return true;
 	}
-	memcpy(&pos, req, 4);
-	pos = le32toh(pos);
+	if (n != VFIO_BROKER_REQUEST_DEVICE) {
+		snprintf(b->error, sizeof(b->error), "a malformed request (%zd bytes, not %d, or %d for kicks)", n,
+			 VFIO_BROKER_REQUEST_DEVICE, VFIO_BROKER_REQUEST_KICKS);
+		reply(b, conn, UINT32_MAX, -EBADMSG, "", NULL, 0);
+		return true;
+	}
+	pos = le32_at(req);
 	d = vfio_broker_find(b, pos);
 	if (!d) {
-		reply(b, conn, pos, -ENODEV, "", -1);
+		reply(b, conn, pos, -ENODEV, "", NULL, 0);
 		return true;
 	}
 	/* A new open of the device each time: a restarted back-end asks again while the old one's fd
@@ -325,10 +478,10 @@ static bool serve(struct vfio_broker *b, int conn)
 	fd = b->ops->device_fd(b, d, err, sizeof(err));
 	if (fd < 0) {
 		snprintf(b->error, sizeof(b->error), "IVPosition %u: %s", pos, err[0] ? err : strerror(-fd));
-		reply(b, conn, pos, fd, d->bdf, -1);
+		reply(b, conn, pos, fd, d->bdf, NULL, 0);
 		return true;
 	}
-	reply(b, conn, pos, 0, d->bdf, fd);
+	reply(b, conn, pos, 0, d->bdf, &fd, 1);
 	close(fd);
 	return true;
 }

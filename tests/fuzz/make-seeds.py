@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Writes the seed inputs of the vhost-user, virtio-blk and virtio-net fuzz targets into
-tests/fuzz/corpus/: the message sequence QEMU 7.2's vhost-user-blk sends at start and at
-reconnect, rings with good and hostile chains, blk requests of every type, and the frames and
-control commands a virtio-net client sends. Run it again after changing a format."""
+"""Writes the seed inputs of the vhost-user, virtio-blk, virtio-net and DD topology fuzz targets
+into tests/fuzz/corpus/: the message sequence QEMU 7.2's vhost-user-blk sends at start and at
+reconnect, rings with good and hostile chains, blk requests of every type, the frames and control
+commands a virtio-net client sends, and HELLO topologies (kick-vector ranges good and bad). Run it
+again after changing a format."""
 import os
 import struct
 
@@ -303,3 +304,23 @@ write("net-tx", "tso", tx_input(TX_CSUM | TX_TSO4 | V1, 87, [12, 1, 100, 100, 10
 write("net-tx", "too-long-for-mtu", tx_input(TX_CSUM | V1, 87, [1], vnet(V1), big))
 write("net-tx", "vlan", tx_input(V1, 87, [1], vnet(V1), eth(OUTSIDE, PORT[0], 0x0800, [(0x8100, 7)]) + bytes(46)))
 write("net-tx", "runt", tx_input(V1, 87, [1], vnet(V1), PORT[1] + PORT[0]))
+
+
+# HELLO's topology (ddctl-proto.h): what the bridge sends, and lines the agent must refuse.
+def blk_line(s, off, queues, kv, name="a", size=1 << 30, ro=0):
+    return b"blk %d name=%s offset=%d size=%d read-only=%d queues=%d kick-vector=%d\n" % (s, name.encode(), off, size, ro, queues, kv)
+
+
+def net_line(s, queues, kv, name="a", mac="02:dd:00:00:00:0a"):
+    return b"net %d name=%s mac=%s queues=%d kick-vector=%d\n" % (s, name.encode(), mac.encode(), queues, kv)
+
+
+write("ddctl-topology", "two-clients", blk_line(1, 0, 2, 0) + net_line(2, 1, 2) + blk_line(3, 1 << 30, 1, 4, "b", ro=1)
+      + net_line(4, 4, 5, "b", "02:dd:00:00:00:0b"))
+write("ddctl-topology", "empty", b"")
+write("ddctl-topology", "last-vectors", net_line(2, 16, 96) + blk_line(1, 0, 16, 80))
+write("ddctl-topology", "past-the-vectors", blk_line(1, 0, 2, 127))
+write("ddctl-topology", "overlap", blk_line(1, 0, 2, 0) + net_line(2, 1, 1))
+write("ddctl-topology", "no-kick-vector", b"blk 1 name=a offset=0 size=1048576 read-only=0 queues=1\n")
+write("ddctl-topology", "kick-vector-twice", b"net 2 name=a mac=02:dd:00:00:00:0a queues=1 kick-vector=0 kick-vector=2\n")
+write("ddctl-topology", "huge-kick-vector", net_line(2, 1, 4294967296))

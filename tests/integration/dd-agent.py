@@ -16,6 +16,7 @@ import time
 import tty
 
 MAGIC = 0x4C434444
+VERSION = 2   # DDCTL_VERSION: the frames' and HELLO's
 HELLO, HELLO_ACK, SESSION_START, SESSION_STOP, SESSION_STATE, VU, DEVICE_ADDED, DEVICE_REMOVED, HEALTH, ERROR = range(1, 11)
 STOPPED, RUNNING, FAILED = 0, 1, 2
 VU_GET_FEATURES, VU_FLAG_VERSION, VU_FLAG_REPLY = 1, 1, 4
@@ -38,7 +39,7 @@ class Bridge:
         self.buf = b""
 
     def send(self, ftype, fid, payload=b""):
-        os.write(self.fd, struct.pack("<IBBHII", MAGIC, 1, ftype, 0, fid, len(payload)) + payload)
+        os.write(self.fd, struct.pack("<IBBHII", MAGIC, VERSION, ftype, 0, fid, len(payload)) + payload)
 
     def recv(self, timeout):
         end = time.monotonic() + timeout
@@ -129,6 +130,18 @@ def backend_pids(log):
     return pids
 
 
+def started_cmdlines(log):
+    """kind -> the command line of the last start of each back-end, from the agent's log."""
+    log.flush()
+    log.seek(0)
+    lines = {}
+    for line in log.read().splitlines():
+        if "ddtk-agent: started " in line:
+            kind = line.split("ddtk-agent: started ")[1].split()[0]
+            lines[kind] = line
+    return lines
+
+
 def cpu_ticks(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -136,10 +149,11 @@ def cpu_ticks(pid):
 
 
 def run_checks(b, proc, log, run, master):
-    topo = (b"blk 1 name=a offset=0 size=16777216 read-only=0 queues=1\n"
-            b"net 2 name=a mac=02:dd:00:00:00:0a queues=1\n"
-            b"blk 3 name=b offset=16777216 size=16777216 read-only=1 queues=2\n")
-    b.send(HELLO, 0, struct.pack("<I", 1) + topo)
+    # kick-vector: each session's range of the state device's vectors, one per virtqueue.
+    topo = (b"blk 1 name=a offset=0 size=16777216 read-only=0 queues=1 kick-vector=0\n"
+            b"net 2 name=a mac=02:dd:00:00:00:0a queues=1 kick-vector=1\n"
+            b"blk 3 name=b offset=16777216 size=16777216 read-only=1 queues=2 kick-vector=3\n")
+    b.send(HELLO, 0, struct.pack("<I", VERSION) + topo)
     _, _, p = b.expect("HELLO_ACK", lambda t, i, p: t == HELLO_ACK, 20)
     boot_id = struct.unpack("<Q", p[:8])[0]
     if not p[8:].startswith(b"ddtk-agent "):
@@ -149,6 +163,13 @@ def run_checks(b, proc, log, run, master):
         if not os.path.exists(os.path.join(run, "s%d.sock" % s)):
             fail("session %d's socket missing after HELLO_ACK" % s)
     ok("every session's socket exists")
+    cmdlines = started_cmdlines(log)
+    for want in ("ivshmem=1,kick-vector=0", "ivshmem=3,kick-vector=3"):
+        if want not in cmdlines.get("blk", ""):
+            fail("ddtk-blk's command line lacks %s: %r" % (want, cmdlines.get("blk")))
+    if "ivshmem=2,kick-vector=1" not in cmdlines.get("net", ""):
+        fail("ddtk-net's command line lacks ivshmem=2,kick-vector=1: %r" % cmdlines.get("net"))
+    ok("the back-ends got each session's kick vector")
     pids = backend_pids(log)
     if set(pids) != {"blk", "net"}:
         fail("back-ends started: %r" % pids)
@@ -220,13 +241,13 @@ def run_checks(b, proc, log, run, master):
     ok("continued ddtk-net: HEALTH 1")
 
     # A new HELLO: same sessions keep their process; changed ones restart it. Sessions stop.
-    b.send(HELLO, 0, struct.pack("<I", 1) + topo)
+    b.send(HELLO, 0, struct.pack("<I", VERSION) + topo)
     b.expect("HELLO_ACK", lambda t, i, p: t == HELLO_ACK, 20)
     if backend_pids(log) != pids:
         fail("HELLO with the same topology restarted a back-end: %r, before %r" % (backend_pids(log), pids))
     b.send(VU, 1, vu(VU_GET_FEATURES, VU_FLAG_VERSION))
     b.expect("ERROR for VU after a new HELLO stopped the session", lambda t, i, p: t == ERROR and i == 1)
-    b.send(HELLO, 0, struct.pack("<I", 1) + topo.split(b"\n")[0] + b"\n" + topo.split(b"\n")[1] + b"\n")
+    b.send(HELLO, 0, struct.pack("<I", VERSION) + topo.split(b"\n")[0] + b"\n" + topo.split(b"\n")[1] + b"\n")
     b.expect("HELLO_ACK", lambda t, i, p: t == HELLO_ACK, 20)
     new = backend_pids(log)
     if new["blk"] == pids["blk"] or new["net"] != pids["net"]:
@@ -234,13 +255,19 @@ def run_checks(b, proc, log, run, master):
     if os.path.exists(os.path.join(run, "s3.sock")):
         fail("session 3's socket is still there")
     ok("new HELLO: unchanged back-ends kept, ddtk-blk restarted for its new sessions, sessions stopped")
-    b.send(HELLO, 0, struct.pack("<I", 2) + topo)
-    b.expect("ERROR for protocol version 2", lambda t, i, p: t == ERROR)
-    b.send(HELLO, 0, struct.pack("<I", 1) + b"blk 1 name=a offset=0 size=100 read-only=0 queues=1\n")
+    b.send(HELLO, 0, struct.pack("<I", VERSION - 1) + topo)
+    b.expect("ERROR for protocol version %d" % (VERSION - 1), lambda t, i, p: t == ERROR)
+    b.send(HELLO, 0, struct.pack("<I", VERSION) + b"blk 1 name=a offset=0 size=100 read-only=0 queues=1 kick-vector=0\n")
     b.expect("ERROR for a malformed topology", lambda t, i, p: t == ERROR)
+    # Version 1's topology (no kick vectors), and two sessions kicked by one vector.
+    b.send(HELLO, 0, struct.pack("<I", VERSION) + b"blk 1 name=a offset=0 size=16777216 read-only=0 queues=1\n")
+    b.expect("ERROR for a topology without kick-vector", lambda t, i, p: t == ERROR)
+    b.send(HELLO, 0, struct.pack("<I", VERSION) + b"blk 1 name=a offset=0 size=16777216 read-only=0 queues=2 kick-vector=0\n"
+           b"net 2 name=a mac=02:dd:00:00:00:0a queues=1 kick-vector=1\n")
+    b.expect("ERROR for overlapping kick vectors", lambda t, i, p: t == ERROR)
     if backend_pids(log) != new:
         fail("a refused HELLO changed the back-ends")
-    ok("HELLO with another version or a malformed topology: ERROR, nothing changed")
+    ok("HELLO with another version, a malformed topology, none or shared kick vectors: ERROR, nothing changed")
 
     # The host end goes away: the agent waits without spinning.
     os.close(master)

@@ -54,10 +54,10 @@ static unsigned ntopology;
 static void load_topology(void)
 {
 	static const char text[] =
-		"blk 1 name=a offset=0 size=1048576 read-only=0 queues=2\n"
-		"net 2 name=a mac=02:dd:00:00:00:0a queues=1\n"
-		"blk 3 name=b offset=1048576 size=4096 read-only=1 queues=1\n"
-		"net 4 name=b mac=02:dd:00:00:00:0b queues=4\n";
+		"blk 1 name=a offset=0 size=1048576 read-only=0 queues=2 kick-vector=0\n"
+		"net 2 name=a mac=02:dd:00:00:00:0a queues=1 kick-vector=2\n"
+		"blk 3 name=b offset=1048576 size=4096 read-only=1 queues=1 kick-vector=4\n"
+		"net 4 name=b mac=02:dd:00:00:00:0b queues=4 kick-vector=5\n";
 	assert_int_equal(ddctl_topology_parse(text, sizeof(text) - 1, topology, 4, &ntopology), 0);
 	assert_int_equal(ntopology, 4);
 }
@@ -75,8 +75,8 @@ static void test_blk_command(void **state)
 	static struct backend_cmd c;
 	static const char *const want[] = {
 		"/usr/bin/ddtk-blk",
-		"--export=socket=/run/ddtk/s1.sock,file=/dev/sda,offset=0,size=1048576,num-queues=2,ivshmem=1",
-		"--export=socket=/run/ddtk/s3.sock,file=/dev/sda,offset=1048576,size=4096,num-queues=1,ivshmem=3,read-only",
+		"--export=socket=/run/ddtk/s1.sock,file=/dev/sda,offset=0,size=1048576,num-queues=2,ivshmem=1,kick-vector=0",
+		"--export=socket=/run/ddtk/s3.sock,file=/dev/sda,offset=1048576,size=4096,num-queues=1,ivshmem=3,kick-vector=4,read-only",
 		"--stats-socket=/run/ddtk/blk.stats",
 		"--poll-us=50",
 	};
@@ -92,8 +92,8 @@ static void test_net_command(void **state)
 	static const char *const want[] = {
 		"/usr/bin/ddtk-net",
 		"--uplink=eth0",
-		"--client=name=a,socket=/run/ddtk/s2.sock,mac=02:dd:00:00:00:0a,queues=1,ivshmem=2",
-		"--client=name=b,socket=/run/ddtk/s4.sock,mac=02:dd:00:00:00:0b,queues=4,ivshmem=4",
+		"--client=name=a,socket=/run/ddtk/s2.sock,mac=02:dd:00:00:00:0a,queues=1,ivshmem=2,kick-vector=2",
+		"--client=name=b,socket=/run/ddtk/s4.sock,mac=02:dd:00:00:00:0b,queues=4,ivshmem=4,kick-vector=5",
 		"--stats-socket=/run/ddtk/net.stats",
 		"--poll-us=50",
 	};
@@ -138,6 +138,7 @@ static void test_full_topology_fits(void **state)
 		s->read_only = true;
 		memset(s->mac, 0xfe, 6);
 		s->queues = 16;
+		s->kick_vector = DDCTL_KICK_VECTORS_MAX - 1;   /* the longest number */
 	}
 	memset(long_disk, 'd', sizeof(long_disk) - 1);
 	struct backend_config big = cfg;

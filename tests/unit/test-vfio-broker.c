@@ -1,6 +1,7 @@
 /* Unit tests of ddtk-agent's VFIO broker with fake devices (VFIO needs the DD; a memfd stands in
- * for each device fd, its bytes 8..11 for the IVPosition register): the socket, the device table,
- * every kind of request and reply, connections that say nothing, and, with the broker in a child
+ * for each device fd, its bytes 8..11 for the IVPosition register, and eventfds for the state
+ * device's MSI-X vectors): the socket, the device table, the kicks held by the state device, every
+ * kind of request and reply, connections that say nothing, and, with the broker in a child
  * process, the back-ends' side of it: the ivshmem transport asking, adopting and checking. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -30,6 +32,7 @@
 
 #define FAKE_DEVICES 4
 #define FAKE_SIZE 65536
+#define FAKE_VECTORS 8            /* MSI-X vectors of every fake device */
 
 /* ---- fake devices ---- */
 
@@ -38,6 +41,9 @@ static struct fake_device {
 	int memfd;                /* the device: bytes 8..11 are IVPosition */
 	int device_fd_error;      /* device_fd fails with this when non-zero */
 	unsigned attaches, detaches, fds_made;
+	int kicks_error;          /* kicks_enable fails with this when non-zero */
+	unsigned kicks_enables, kicks_disables;
+	int vectors[FAKE_VECTORS]; /* while enabled: the vectors' eventfds */
 } fakes[FAKE_DEVICES] = {
 	{ .bdf = "0000:03:01.0" },
 	{ .bdf = "0000:03:02.0" },
@@ -103,11 +109,48 @@ static int fake_read_ivposition(int fd, const char *bdf, uint32_t *ret, char *er
 	return 0;
 }
 
+static int fake_kicks_enable(struct vfio_broker *b, struct vfio_broker_device *d, char *err, size_t errlen)
+{
+	struct fake_device *f = fake_find(d->bdf);
+
+	if (f->kicks_error) {
+		snprintf(err, errlen, "fake: %s has no MSI-X", d->bdf);
+		return f->kicks_error;
+	}
+	/* Enabled twice without a disable would be the bug the broker must not have. */
+	assert_int_equal(f->kicks_enables, f->kicks_disables);
+	assert_null(d->kick_fds);
+	for (unsigned i = 0; i < FAKE_VECTORS; i++) {
+		f->vectors[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		assert_true(f->vectors[i] >= 0);
+	}
+	f->kicks_enables++;
+	d->kick_fds = f->vectors;
+	d->nkicks = FAKE_VECTORS;
+	return 0;
+}
+
+static void fake_kicks_disable(struct vfio_broker *b, struct vfio_broker_device *d)
+{
+	struct fake_device *f = fake_find(d->bdf);
+
+	assert_ptr_equal(d->kick_fds, f->vectors);
+	for (unsigned i = 0; i < FAKE_VECTORS; i++) {
+		close(f->vectors[i]);
+		f->vectors[i] = -1;
+	}
+	f->kicks_disables++;
+	d->kick_fds = NULL;
+	d->nkicks = 0;
+}
+
 static const struct vfio_broker_ops fake_ops = {
 	.attach = fake_attach,
 	.detach = fake_detach,
 	.device_fd = fake_device_fd,
 	.read_ivposition = fake_read_ivposition,
+	.kicks_enable = fake_kicks_enable,
+	.kicks_disable = fake_kicks_disable,
 };
 
 /* ---- the broker under test ---- */
@@ -175,6 +218,7 @@ static int teardown(void **state)
 	assert_int_equal(access(t.path, F_OK), -1);
 	for (unsigned i = 0; i < FAKE_DEVICES; i++) {
 		assert_int_equal(fakes[i].attaches, fakes[i].detaches);
+		assert_int_equal(fakes[i].kicks_enables, fakes[i].kicks_disables);
 		close(fakes[i].memfd);
 	}
 	rmdir(t.dir);
@@ -212,6 +256,47 @@ static int client_ask(uint32_t pos)
 	uint32_t le = htole32(pos);
 
 	return client(&le, 4);
+}
+
+static int client_kicks(uint32_t first, uint32_t count)
+{
+	uint32_t req[3] = { htole32(DDCTL_VFIO_KICKS), htole32(first), htole32(count) };
+
+	return client(req, sizeof(req));
+}
+
+/* The reply on c (which the broker has sent already): its status, text and fds (at most max, into
+ * fds); returns the status, *ret_nfds the fds. */
+static int read_reply_fds(int c, char *text, size_t cap, int *fds, unsigned max, unsigned *ret_nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * (DDCTL_VFIO_KICKS_MAX + 1))];
+		struct cmsghdr align;
+	} control;
+	uint8_t msg[64] = { 0 };
+	struct iovec iov = { .iov_base = msg, .iov_len = sizeof(msg) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+			     .msg_controllen = sizeof(control.buf) };
+	unsigned nfds = 0;
+	uint32_t le;
+	ssize_t n = recvmsg(c, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	assert_true(n >= 4);
+	assert_false(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC));
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
+		unsigned k = (unsigned)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+
+		assert_int_equal(h->cmsg_type, SCM_RIGHTS);
+		assert_true(nfds + k <= max);
+		memcpy(fds + nfds, CMSG_DATA(h), k * sizeof(int));
+		nfds += k;
+	}
+	*ret_nfds = nfds;
+	assert_true((size_t)n - 4 < cap);
+	memcpy(text, msg + 4, (size_t)n - 4);
+	text[n - 4] = '\0';
+	memcpy(&le, msg, 4);
+	return (int32_t)le32toh(le);
 }
 
 /* The reply on c (which the broker has sent already): its status, text and fd (-1: none). */
@@ -581,13 +666,221 @@ static void test_silent_clients(void **state)
 	assert_false(readable(vfio_broker_fd(&t.b)));
 }
 
+/* ---- the kicks ---- */
+
+static void test_kicks_held_by_the_state_device(void **state)
+{
+	const struct vfio_broker_device *d;
+	unsigned nfds;
+	char text[64];
+	int c, fd, v0;
+	uint32_t pos;
+
+	/* A session's device: no vectors of its own are enabled. */
+	add(0, 5);
+	assert_int_equal(fakes[0].kicks_enables, 0);
+	assert_null(vfio_broker_find(&t.b, 5)->kick_fds);
+	/* The state device: its vectors enabled as soon as it is known. */
+	add(3, DDCTL_STATE_IVPOSITION);
+	assert_int_equal(fakes[3].kicks_enables, 1);
+	d = vfio_broker_find(&t.b, DDCTL_STATE_IVPOSITION);
+	assert_ptr_equal(d->kick_fds, fakes[3].vectors);
+	assert_int_equal(d->nkicks, FAKE_VECTORS);
+	v0 = fakes[3].vectors[0];
+	/* Added again (its IVPosition read again): the same vectors, so the eventfds the back-ends
+	 * hold keep firing. */
+	add(3, DDCTL_STATE_IVPOSITION);
+	assert_int_equal(fakes[3].kicks_enables, 1);
+	assert_int_equal(fakes[3].kicks_disables, 0);
+	assert_int_equal(fakes[3].vectors[0], v0);
+
+	/* A newer state device (the later wins): it takes the kicks, the older lets them go. */
+	add(2, DDCTL_STATE_IVPOSITION);
+	assert_int_equal(fakes[2].kicks_enables, 1);
+	assert_int_equal(fakes[3].kicks_disables, 1);
+	assert_string_equal(vfio_broker_find(&t.b, DDCTL_STATE_IVPOSITION)->bdf, fakes[2].bdf);
+	/* It goes, and its kicks with it; the older one is the state device again and gets its
+	 * vectors enabled anew at the next kicks request. */
+	vfio_broker_remove_device(&t.b, fakes[2].bdf);
+	assert_int_equal(fakes[2].kicks_disables, 1);
+	assert_int_equal(fakes[3].kicks_enables, 1);
+	c = client_kicks(0, 1);
+	vfio_broker_handle(&t.b);
+	assert_int_equal(read_reply_fds(c, text, sizeof(text), &fd, 1, &nfds), 0);
+	assert_int_equal(nfds, 1);
+	assert_string_equal(text, fakes[3].bdf);
+	assert_int_equal(fakes[3].kicks_enables, 2);
+	same_file(fd, fakes[3].vectors[0]);
+	close(fd);
+	close(c);
+
+	/* A state device that reads another IVPosition now is the state device no more. */
+	add(3, 7);
+	assert_int_equal(fakes[3].kicks_disables, 2);
+	assert_null(vfio_broker_find(&t.b, DDCTL_STATE_IVPOSITION));
+
+	/* A state device whose vectors cannot be enabled is not added (the agent tries again at its
+	 * next scan); a known one stays as it was. */
+	fakes[1].kicks_error = -EIO;
+	fake_set_ivposition(&fakes[1], DDCTL_STATE_IVPOSITION);
+	assert_int_equal(vfio_broker_add_device(&t.b, fakes[1].bdf, &pos), -EIO);
+	assert_non_null(strstr(t.b.error, "no MSI-X"));
+	assert_int_equal(fakes[1].attaches, 1);
+	assert_int_equal(fakes[1].detaches, 1);
+	fakes[3].kicks_error = -EIO;
+	fake_set_ivposition(&fakes[3], DDCTL_STATE_IVPOSITION);
+	assert_int_equal(vfio_broker_add_device(&t.b, fakes[3].bdf, &pos), -EIO);
+	assert_string_equal(vfio_broker_find(&t.b, 7)->bdf, fakes[3].bdf);
+	assert_null(vfio_broker_find(&t.b, DDCTL_STATE_IVPOSITION));
+	/* Once it can, it is; removal and the broker's close release the vectors (teardown checks
+	 * that every enable was undone). */
+	fakes[3].kicks_error = 0;
+	add(3, DDCTL_STATE_IVPOSITION);
+	assert_int_equal(fakes[3].kicks_enables, 3);
+	vfio_broker_remove_device(&t.b, fakes[3].bdf);
+	assert_int_equal(fakes[3].kicks_disables, 3);
+	add(3, DDCTL_STATE_IVPOSITION);
+}
+
+static void test_kicks_request(void **state)
+{
+	struct pollfd pfd = { .events = POLLIN };
+	int c, fds[DDCTL_VFIO_KICKS_MAX + 1];
+	unsigned nfds, opens = open_fds();
+	char text[64];
+	eventfd_t v;
+
+	add(0, 5);
+	/* No state device yet. */
+	c = client_kicks(0, 2);
+	vfio_broker_handle(&t.b);
+	assert_int_equal(read_reply_fds(c, text, sizeof(text), fds, 1, &nfds), -ENODEV);
+	assert_int_equal(nfds, 0);
+	assert_string_equal(text, "");
+	assert_int_equal(t.ivposition, DDCTL_VFIO_KICKS);
+	assert_int_equal(t.status, -ENODEV);
+	assert_non_null(strstr(t.b.error, "no state device"));
+	close(c);
+
+	add(3, DDCTL_STATE_IVPOSITION);
+	c = client_kicks(2, 3);
+	vfio_broker_handle(&t.b);
+	assert_int_equal(read_reply_fds(c, text, sizeof(text), fds, 4, &nfds), 0);
+	assert_int_equal(nfds, 3);
+	assert_string_equal(text, fakes[3].bdf);
+	assert_int_equal(t.ivposition, DDCTL_VFIO_KICKS);
+	assert_int_equal(t.status, 0);
+	assert_string_equal(t.bdf, fakes[3].bdf);
+	assert_int_equal(t.b.handed_out, 1);
+	for (unsigned i = 0; i < 3; i++) {
+		same_file(fds[i], fakes[3].vectors[2 + i]);
+		assert_true(fcntl(fds[i], F_GETFD) & FD_CLOEXEC);
+	}
+	/* The same counters: the vector firing is the back-end's kick, and only its own queue's. */
+	assert_int_equal(eventfd_write(fakes[3].vectors[3], 9), 0);
+	pfd.fd = fds[0];
+	assert_int_equal(poll(&pfd, 1, 0), 0);
+	assert_int_equal(eventfd_read(fds[1], &v), 0);
+	assert_int_equal(v, 9);
+	for (unsigned i = 0; i < 3; i++)
+		close(fds[i]);
+	/* One request per connection: the broker hung up. */
+	assert_int_equal(recv(c, text, sizeof(text), MSG_DONTWAIT), 0);
+	close(c);
+
+	/* The last vector; every vector. */
+	c = client_kicks(FAKE_VECTORS - 1, 1);
+	vfio_broker_handle(&t.b);
+	assert_int_equal(read_reply_fds(c, text, sizeof(text), fds, 2, &nfds), 0);
+	assert_int_equal(nfds, 1);
+	same_file(fds[0], fakes[3].vectors[FAKE_VECTORS - 1]);
+	close(fds[0]);
+	close(c);
+	c = client_kicks(0, FAKE_VECTORS);
+	vfio_broker_handle(&t.b);
+	assert_int_equal(read_reply_fds(c, text, sizeof(text), fds, FAKE_VECTORS + 1, &nfds), 0);
+	assert_int_equal(nfds, FAKE_VECTORS);
+	for (unsigned i = 0; i < FAKE_VECTORS; i++) {
+		same_file(fds[i], fakes[3].vectors[i]);
+		close(fds[i]);
+	}
+	close(c);
+
+	/* Vectors the state device does not have, however it is put (no wrap). */
+	{
+		static const uint32_t ranges[][2] = {
+			{ FAKE_VECTORS - 1, 2 }, { FAKE_VECTORS, 1 }, { 0, FAKE_VECTORS + 1 },
+			{ UINT32_MAX, 1 }, { UINT32_MAX - 1, DDCTL_VFIO_KICKS_MAX },
+		};
+
+		for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+			c = client_kicks(ranges[i][0], ranges[i][1]);
+			vfio_broker_handle(&t.b);
+			assert_int_equal(read_reply_fds(c, text, sizeof(text), fds, 1, &nfds), -ERANGE);
+			assert_int_equal(nfds, 0);
+			assert_string_equal(text, fakes[3].bdf);
+			close(c);
+		}
+	}
+	assert_non_null(strstr(t.b.error, "has 8 vectors"));
+	assert_int_equal(t.b.handed_out, 3);
+	/* The broker's eventfds stay the broker's; no device fd was opened for any of it. */
+	assert_int_equal(fakes[3].kicks_enables, 1);
+	assert_int_equal(fakes[3].kicks_disables, 0);
+	assert_int_equal(fakes[3].fds_made, 1);
+	assert_int_equal(open_fds(), opens + FAKE_VECTORS);
+}
+
+static void test_kicks_request_malformed(void **state)
+{
+	static const uint32_t counts[] = { 0, DDCTL_VFIO_KICKS_MAX + 1, UINT32_MAX };
+	uint32_t req[5] = { htole32(DDCTL_VFIO_KICKS), 0, htole32(1), 0, 0 };
+	char text[64];
+	unsigned nfds;
+	int c, fd;
+
+	add(3, DDCTL_STATE_IVPOSITION);
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		c = client_kicks(0, counts[i]);
+		vfio_broker_handle(&t.b);
+		assert_int_equal(read_reply_fds(c, text, sizeof(text), &fd, 1, &nfds), -EBADMSG);
+		assert_int_equal(nfds, 0);
+		assert_int_equal(t.ivposition, UINT32_MAX);
+		close(c);
+	}
+	assert_non_null(strstr(t.b.error, "malformed kicks request"));
+	/* The kicks request's size, but not its word; its word, but not its size. */
+	req[0] = htole32(DDCTL_VFIO_KICKS + 1);
+	c = client(req, 12);
+	vfio_broker_handle(&t.b);
+	assert_int_equal(read_reply_fds(c, text, sizeof(text), &fd, 1, &nfds), -EBADMSG);
+	assert_non_null(strstr(t.b.error, "malformed request (12 bytes"));
+	close(c);
+	req[0] = htole32(DDCTL_VFIO_KICKS);
+	for (size_t len = 8; len <= 20; len += 8) {
+		c = client(req, len);
+		vfio_broker_handle(&t.b);
+		assert_int_equal(read_reply_fds(c, text, sizeof(text), &fd, 1, &nfds), -EBADMSG);
+		assert_int_equal(nfds, 0);
+		close(c);
+	}
+	/* Four bytes are an IVPosition, whatever they spell: no such device. */
+	c = client(req, 4);
+	vfio_broker_handle(&t.b);
+	assert_int_equal(read_reply_fds(c, text, sizeof(text), &fd, 1, &nfds), -ENODEV);
+	assert_int_equal(nfds, 0);
+	close(c);
+	assert_int_equal(t.b.refused, 7);
+	assert_int_equal(t.b.handed_out, 0);
+	assert_int_equal(fakes[3].kicks_enables, 1);
+}
+
 /* ---- the back-ends' side: the ivshmem transport with the broker in a child process ---- */
 
 static unsigned adopts, adopt_closes;
 
 /* The device fd is a memfd: its first 256 bytes are BAR0, the whole of it BAR2. */
-static int memfd_adopt(int fd, const char *bdf, bool want_vectors, struct vu_ivshmem_device *d, char *err,
-		       size_t errlen)
+static int memfd_adopt(int fd, const char *bdf, struct vu_ivshmem_device *d, char *err, size_t errlen)
 {
 	struct stat st;
 	void *p;
@@ -664,7 +957,7 @@ static void test_transport_through_broker(void **state)
 	fds = open_fds();
 
 	/* Asked, adopted, checked: the region is the device's memory. */
-	vu_ivshmem_init(&iv, 3);
+	assert_int_equal(vu_ivshmem_init(&iv, 3, 2, 3), 0);
 	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), 0);
 	assert_true(iv.open);
 	/* The session's device, and the state device for its control block (the Doorbell's peer). */
@@ -681,6 +974,22 @@ static void test_transport_through_broker(void **state)
 	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&iv, -1, 4096, 3 * DDCTL_STATE_AREA, &p), 0);
 	assert_int_equal(adopts, 2);
 	vu_ivshmem_transport_ops.unmap_inflight(&iv, p, 4096);
+	/* A kick of queue 1: state-device vector 2 + 1, the counter the broker enabled (before the
+	 * fork: this process has the same eventfd). */
+	{
+		struct pollfd pfd = { .events = POLLIN };
+		eventfd_t v;
+
+		pfd.fd = vu_ivshmem_transport_ops.kick_fd(&iv, 1);
+		assert_true(pfd.fd >= 0);
+		same_file(pfd.fd, fakes[3].vectors[3]);
+		assert_int_equal(poll(&pfd, 1, 0), 0);
+		assert_int_equal(eventfd_write(fakes[3].vectors[3], 1), 0);
+		assert_int_equal(poll(&pfd, 1, 0), 1);
+		assert_int_equal(eventfd_read(pfd.fd, &v), 0);
+		close(pfd.fd);
+	}
+	assert_int_equal(adopts, 2);   /* kicks are no device open */
 	vu_ivshmem_transport_ops.reset(&iv);
 	assert_int_equal(adopt_closes, 2);
 	assert_int_equal(open_fds(), fds);
@@ -696,12 +1005,16 @@ static void test_transport_through_broker(void **state)
 	assert_int_equal(open_fds(), fds);
 	vu_ivshmem_close(&iv);
 
-	/* A session the broker has no device for. */
-	vu_ivshmem_init(&iv, 9);
+	/* A session the broker has no device for, with kicks past the state device's vectors. */
+	assert_int_equal(vu_ivshmem_init(&iv, 9, FAKE_VECTORS - 2, 4), 0);
 	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), -ENODEV);
 	assert_non_null(strstr(iv.error, "session 9"));
 	assert_non_null(strstr(iv.error, "IVPosition 9"));
 	assert_false(iv.open);
+	assert_int_equal(vu_ivshmem_transport_ops.kick_fd(&iv, 0), -ERANGE);
+	assert_non_null(strstr(iv.error, "session 9"));
+	assert_non_null(strstr(iv.error, "kick vectors 6..9"));
+	assert_false(iv.kicks_held);
 	vu_ivshmem_close(&iv);
 	assert_int_equal(open_fds(), fds);
 
@@ -725,6 +1038,9 @@ int main(void)
 		T(test_request_fds_dropped),
 		T(test_request_device_fails),
 		T(test_silent_clients),
+		T(test_kicks_held_by_the_state_device),
+		T(test_kicks_request),
+		T(test_kicks_request_malformed),
 		T(test_transport_through_broker),
 #undef T
 	};

@@ -1,8 +1,9 @@
 /* Unit tests of the driver domain's ivshmem transport with fake devices (VFIO needs the DD): the
- * VFIO broker's replies as the client reads them (a memfd standing in for the device fd), a device
- * opened on first need and released on reset, memory regions
- * and inflight regions held to their BAR and session area, kicks as copies of the vector fds,
- * calls as Doorbell writes, and the state device shared by sessions and closed with the last. */
+ * VFIO broker's replies as the client reads them (a memfd standing in for the device fd, eventfds
+ * for the kicks), a device opened on first need and released on reset, memory regions and inflight
+ * regions held to their BAR and session area, kicks as copies of the state device's vector fds
+ * asked for once per session start, calls as Doorbell writes, and the state device shared by
+ * sessions and closed with the last. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +28,8 @@
 #include "vu-ivshmem.h"
 
 #define FAKE_SHM_SIZE (UINT64_C(1) << 20)
-#define FAKE_VECTORS 3
+#define FAKE_QUEUES 3        /* the sessions' queues (and kicks) */
+#define FAKE_KICK_VECTOR 10  /* where the kicks of the sessions under test start */
 #define FAKE_STATE_AREAS 6   /* the fake state device holds sessions 0..5 */
 
 /* ---- fake devices ---- */
@@ -37,16 +39,17 @@ static struct {
 	int open_error;                  /* open fails with this when non-zero */
 	bool misreport;                  /* every device reports IVPosition report instead of its own */
 	uint32_t report;
-	bool wanted_vectors[DDCTL_SESSIONS_MAX + 1];
+	unsigned kicks_asked;            /* kicks requests, and the last one's range */
+	unsigned kicks_first, kicks_count;
+	int kicks_error;                 /* kicks fail with this when non-zero */
 } fake;
 
 struct fake_device {
 	uint32_t regs[64];
 	unsigned ivposition;             /* the one asked for */
-	int fds[FAKE_VECTORS];
 };
 
-static int fake_open(unsigned ivposition, bool want_vectors, struct vu_ivshmem_device *d, char *err, size_t errlen)
+static int fake_open(unsigned ivposition, struct vu_ivshmem_device *d, char *err, size_t errlen)
 {
 	struct fake_device *f;
 	uint64_t size = ivposition == DDCTL_STATE_IVPOSITION ? FAKE_STATE_AREAS * DDCTL_STATE_AREA : FAKE_SHM_SIZE;
@@ -69,13 +72,6 @@ static int fake_open(unsigned ivposition, bool want_vectors, struct vu_ivshmem_d
 	if (ivposition == DDCTL_STATE_IVPOSITION)
 		for (unsigned s = 1; s < FAKE_STATE_AREAS; s++)
 			*(uint32_t *)(d->shm + DDCTL_STATE_CTL_OFFSET(s)) = DDCTL_PEER_ID_FIRST;
-	if (want_vectors) {
-		for (unsigned i = 0; i < FAKE_VECTORS; i++)
-			f->fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		d->vector_fds = f->fds;
-		d->nvectors = FAKE_VECTORS;
-	}
-	fake.wanted_vectors[ivposition] = want_vectors;
 	fake.opens[ivposition]++;
 	return 0;
 }
@@ -84,14 +80,36 @@ static void fake_close(struct vu_ivshmem_device *d)
 {
 	struct fake_device *f = (struct fake_device *)(uintptr_t)d->regs;
 
-	for (unsigned i = 0; i < d->nvectors; i++)
-		close(f->fds[i]);
 	fake.closes[f->ivposition]++;
 	free(d->shm);
 	free(f);
 }
 
-static const struct vu_ivshmem_opener fake_opener = { .open = fake_open, .close = fake_close };
+/* The broker's kicks: new eventfds each time (the session owns them, teardown counts fds). */
+static int fake_kicks(unsigned first, unsigned count, int *fds, char *err, size_t errlen)
+{
+	fake.kicks_asked++;
+	fake.kicks_first = first;
+	fake.kicks_count = count;
+	if (fake.kicks_error) {
+		snprintf(err, errlen, "fake: no kicks %u..%u", first, first + count - 1);
+		return fake.kicks_error;
+	}
+	assert_true(count >= 1 && count <= DDCTL_VFIO_KICKS_MAX);
+	for (unsigned i = 0; i < count; i++) {
+		fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		assert_true(fds[i] >= 0);
+	}
+	return 0;
+}
+
+static const struct vu_ivshmem_opener fake_opener = { .open = fake_open, .close = fake_close, .kicks = fake_kicks };
+
+/* A session under test: queues 0..FAKE_QUEUES-1 kicked from FAKE_KICK_VECTOR on. */
+static void session_init(struct vu_ivshmem *iv, unsigned ivposition)
+{
+	assert_int_equal(vu_ivshmem_init(iv, ivposition, FAKE_KICK_VECTOR, FAKE_QUEUES), 0);
+}
 
 static uint32_t doorbell(const struct vu_ivshmem *iv)
 {
@@ -114,6 +132,12 @@ static unsigned open_fds(void)
 }
 
 static unsigned fds_before;
+
+static void close_fds(const int *fds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		close(fds[i]);
+}
 
 static int setup(void **state)
 {
@@ -160,11 +184,13 @@ static void test_bdf(void **state)
 
 /* ---- the VFIO broker's client ---- */
 
+#define BROKER_TEST_FDS_MAX (DDCTL_VFIO_KICKS_MAX + 2)
+
 /* Queues a reply on the broker's end b (status, text, and fds when nfds), for the client's ask. */
 static void broker_reply(int b, int32_t status, const char *text, size_t textlen, const int *fds, unsigned nfds)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		char buf[CMSG_SPACE(sizeof(int) * BROKER_TEST_FDS_MAX)];
 		struct cmsghdr align;
 	} control;
 	uint8_t pkt[128];
@@ -172,7 +198,7 @@ static void broker_reply(int b, int32_t status, const char *text, size_t textlen
 	struct iovec iov = { .iov_base = pkt, .iov_len = 4 + textlen };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	assert_true(textlen <= sizeof(pkt) - 4 && nfds <= 4);
+	assert_true(textlen <= sizeof(pkt) - 4 && nfds <= BROKER_TEST_FDS_MAX);
 	memcpy(pkt, &le, 4);
 	memcpy(pkt + 4, text, textlen);
 	if (nfds) {
@@ -199,6 +225,19 @@ static uint32_t broker_request(int b)
 	assert_int_equal(recv(b, req, sizeof(req), MSG_DONTWAIT), 4);
 	memcpy(&le, req, 4);
 	return le32toh(le);
+}
+
+/* The kicks request the client sent on the pair: exactly three little-endian u32s. */
+static void broker_kicks_request(int b, uint32_t first, uint32_t count)
+{
+	uint8_t req[16];
+	uint32_t le[3];
+
+	assert_int_equal(recv(b, req, sizeof(req), MSG_DONTWAIT), 12);
+	memcpy(le, req, 12);
+	assert_int_equal(le32toh(le[0]), DDCTL_VFIO_KICKS);
+	assert_int_equal(le32toh(le[1]), first);
+	assert_int_equal(le32toh(le[2]), count);
 }
 
 static void same_file(int a, int b)
@@ -292,6 +331,110 @@ static void test_broker_ask(void **state)
 	close(dev);
 }
 
+static void test_broker_ask_kicks(void **state)
+{
+	int sv[2], ev[BROKER_TEST_FDS_MAX], got[DDCTL_VFIO_KICKS_MAX], sentinel[DDCTL_VFIO_KICKS_MAX];
+	char bdf[16], err[256];
+	unsigned fds;
+	eventfd_t v;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	/* Blocking eventfds: the client makes them non-blocking itself. */
+	for (unsigned i = 0; i < BROKER_TEST_FDS_MAX; i++) {
+		ev[i] = eventfd(0, EFD_CLOEXEC);
+		assert_true(ev[i] >= 0);
+	}
+	for (unsigned i = 0; i < DDCTL_VFIO_KICKS_MAX; i++)
+		sentinel[i] = -7;
+	fds = open_fds();
+
+	/* Success: count fds, in order, the same counters as the broker's, close-on-exec and
+	 * non-blocking, with the state device's address. */
+	broker_reply(sv[1], 0, "0000:03:1f.0", 12, ev, 3);
+	assert_int_equal(vu_ivshmem_broker_ask_kicks(sv[0], 10, 3, got, bdf, sizeof(bdf), err, sizeof(err)), 0);
+	broker_kicks_request(sv[1], 10, 3);
+	assert_string_equal(bdf, "0000:03:1f.0");
+	for (unsigned i = 0; i < 3; i++) {
+		assert_true(got[i] != ev[i]);
+		same_file(got[i], ev[i]);
+		assert_true(fcntl(got[i], F_GETFD) & FD_CLOEXEC);
+		assert_true(fcntl(got[i], F_GETFL) & O_NONBLOCK);
+	}
+	assert_int_equal(eventfd_write(ev[1], 5), 0);
+	assert_int_equal(eventfd_read(got[1], &v), 0);
+	assert_int_equal(v, 5);
+	close_fds(got, 3);
+	assert_int_equal(open_fds(), fds);
+
+	/* The most one request brings; the address is optional. */
+	broker_reply(sv[1], 0, "0000:03:1f.0", 12, ev, DDCTL_VFIO_KICKS_MAX);
+	assert_int_equal(vu_ivshmem_broker_ask_kicks(sv[0], 64, DDCTL_VFIO_KICKS_MAX, got, NULL, 0, err, sizeof(err)), 0);
+	broker_kicks_request(sv[1], 64, DDCTL_VFIO_KICKS_MAX);
+	same_file(got[DDCTL_VFIO_KICKS_MAX - 1], ev[DDCTL_VFIO_KICKS_MAX - 1]);
+	close_fds(got, DDCTL_VFIO_KICKS_MAX);
+	assert_int_equal(open_fds(), fds);
+
+	/* The broker's refusals, with what they mean; fds that came anyway are closed. */
+	broker_reply(sv[1], -ENODEV, "", 0, NULL, 0);
+	assert_int_equal(vu_ivshmem_broker_ask_kicks(sv[0], 10, 3, sentinel, NULL, 0, err, sizeof(err)), -ENODEV);
+	broker_kicks_request(sv[1], 10, 3);
+	assert_non_null(strstr(err, "kick vectors 10..12"));
+	assert_non_null(strstr(err, "no state device"));
+	broker_reply(sv[1], -ERANGE, "0000:03:1f.0", 12, ev, 2);
+	assert_int_equal(vu_ivshmem_broker_ask_kicks(sv[0], 120, 8, sentinel, NULL, 0, err, sizeof(err)), -ERANGE);
+	broker_kicks_request(sv[1], 120, 8);
+	assert_non_null(strstr(err, "fewer vectors"));
+	assert_int_equal(open_fds(), fds);
+
+	/* Success with too few fds, too many, none, or more than any reply may bring: not a reply. */
+	broker_reply(sv[1], 0, "0000:03:1f.0", 12, ev, 2);
+	assert_int_equal(vu_ivshmem_broker_ask_kicks(sv[0], 10, 3, sentinel, NULL, 0, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "2 fds, not 3"));
+	broker_kicks_request(sv[1], 10, 3);
+	broker_reply(sv[1], 0, "0000:03:1f.0", 12, ev, 4);
+	assert_int_equal(vu_ivshmem_broker_ask_kicks(sv[0], 10, 3, sentinel, NULL, 0, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "4 fds, not 3"));
+	broker_kicks_request(sv[1], 10, 3);
+	broker_reply(sv[1], 0, "0000:03:1f.0", 12, NULL, 0);
+	assert_int_equal(vu_ivshmem_broker_ask_kicks(sv[0], 10, 1, sentinel, NULL, 0, err, sizeof(err)), -EPROTO);
+	broker_kicks_request(sv[1], 10, 1);
+	broker_reply(sv[1], 0, "0000:03:1f.0", 12, ev, BROKER_TEST_FDS_MAX);
+	assert_int_equal(vu_ivshmem_broker_ask_kicks(sv[0], 0, DDCTL_VFIO_KICKS_MAX, sentinel, NULL, 0, err, sizeof(err)),
+			 -EPROTO);
+	broker_kicks_request(sv[1], 0, DDCTL_VFIO_KICKS_MAX);
+	assert_int_equal(open_fds(), fds);
+	/* A malformed address, or a positive status. */
+	broker_reply(sv[1], 0, "../../etc", 9, ev, 1);
+	assert_int_equal(vu_ivshmem_broker_ask_kicks(sv[0], 10, 1, sentinel, NULL, 0, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "not a PCI address"));
+	broker_kicks_request(sv[1], 10, 1);
+	broker_reply(sv[1], 1, "0000:03:1f.0", 12, ev, 1);
+	assert_int_equal(vu_ivshmem_broker_ask_kicks(sv[0], 10, 1, sentinel, NULL, 0, err, sizeof(err)), -EPROTO);
+	broker_kicks_request(sv[1], 10, 1);
+	/* The caller's buffer too small for the address: the fds go too. */
+	broker_reply(sv[1], 0, "0000:03:1f.0", 12, ev, 2);
+	assert_int_equal(vu_ivshmem_broker_ask_kicks(sv[0], 10, 2, sentinel, bdf, 8, err, sizeof(err)), -ENAMETOOLONG);
+	broker_kicks_request(sv[1], 10, 2);
+	assert_int_equal(open_fds(), fds);
+
+	/* A count no request may have: refused before asking. */
+	assert_int_equal(vu_ivshmem_broker_ask_kicks(sv[0], 10, 0, sentinel, NULL, 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(vu_ivshmem_broker_ask_kicks(sv[0], 10, DDCTL_VFIO_KICKS_MAX + 1, sentinel, NULL, 0, err,
+						     sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not 1 to 64"));
+	assert_int_equal(recv(sv[1], bdf, sizeof(bdf), MSG_DONTWAIT), -1);
+	/* Failures leave the caller's array alone. */
+	for (unsigned i = 0; i < DDCTL_VFIO_KICKS_MAX; i++)
+		assert_int_equal(sentinel[i], -7);
+
+	/* The broker hangs up without a reply. */
+	close(sv[1]);
+	assert_true(vu_ivshmem_broker_ask_kicks(sv[0], 10, 3, sentinel, NULL, 0, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "kick vectors 10..12"));
+	close(sv[0]);
+	close_fds(ev, BROKER_TEST_FDS_MAX);
+}
+
 static void test_broker_socket_path(void **state)
 {
 	/* The broker's socket can be moved for tests; by default it is the DD's. */
@@ -316,7 +459,7 @@ static void test_opener_without_broker(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/vfio.sock", dir);
 	setenv("DDTK_VFIO_SOCKET", path, 1);
-	vu_ivshmem_init(&iv, 7);
+	session_init(&iv, 7);
 	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), -ENOENT);
 	assert_non_null(strstr(iv.error, "session 7"));
 	assert_non_null(strstr(iv.error, path));
@@ -324,6 +467,11 @@ static void test_opener_without_broker(void **state)
 	assert_false(iv.open);
 	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&iv, -1, 4096, 7 * DDCTL_STATE_AREA, &p), -ENOENT);
 	assert_non_null(strstr(iv.error, "state device"));
+	assert_int_equal(vu_ivshmem_transport_ops.kick_fd(&iv, 0), -ENOENT);
+	assert_non_null(strstr(iv.error, "session 7"));
+	assert_non_null(strstr(iv.error, path));
+	assert_false(iv.kicks_held);
+	assert_int_equal(vu_ivshmem_broker_kicks(path, 0, 0, NULL, iv.error, sizeof(iv.error)), -EINVAL);
 	vu_ivshmem_close(&iv);
 	unsetenv("DDTK_VFIO_SOCKET");
 	rmdir(dir);
@@ -337,13 +485,12 @@ static void test_lazy_open_and_reset(void **state)
 	struct vu_ivshmem iv;
 	struct vu_mem_region r = { .size = 8192, .mmap_offset = 4096 };
 
-	vu_ivshmem_init(&iv, 3);
+	session_init(&iv, 3);
 	assert_false(iv.open);
 	assert_int_equal(fake.opens[3], 0);
 	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), 0);
 	assert_true(iv.open);
 	assert_int_equal(fake.opens[3], 1);
-	assert_true(fake.wanted_vectors[3]);
 	assert_ptr_equal(r.host, iv.dev.shm + 4096);
 	/* A second region (RAM above 4 GiB, same fd) uses the same device. */
 	r = (struct vu_mem_region){ .size = 4096, .mmap_offset = FAKE_SHM_SIZE - 4096 };
@@ -377,7 +524,7 @@ static void test_region_bounds(void **state)
 		{ 4096, UINT64_MAX - 4095, 0 },
 	};
 
-	vu_ivshmem_init(&iv, 3);
+	session_init(&iv, 3);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		r = (struct vu_mem_region){ .mmap_offset = cases[i].offset, .size = cases[i].size };
 		assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), cases[i].ok ? 0 : -EINVAL);
@@ -398,10 +545,9 @@ static void test_open_failures(void **state)
 	struct vu_ivshmem iv;
 	struct vu_mem_region r = { .size = 4096 };
 
-	vu_ivshmem_init(&iv, 4);
+	session_init(&iv, 4);
 	fake.open_error = -ENOENT;
 	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), -ENOENT);
-	assert_int_equal(vu_ivshmem_transport_ops.kick_fd(&iv, 0), -ENOENT);
 	assert_string_equal(iv.error, "session 4: fake: cannot open 4");
 	assert_false(iv.open);
 	/* The link points at another session's device, or at one not connected to its server yet
@@ -413,7 +559,7 @@ static void test_open_failures(void **state)
 	assert_non_null(strstr(iv.error, "reports IVPosition 5"));
 	assert_int_equal(fake.closes[4], 1);
 	fake.report = UINT32_MAX;
-	assert_int_equal(vu_ivshmem_transport_ops.kick_fd(&iv, 0), -ENXIO);
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), -ENXIO);
 	assert_non_null(strstr(iv.error, "reports IVPosition -1"));
 	assert_int_equal(fake.closes[4], 2);
 	assert_false(iv.open);
@@ -424,28 +570,93 @@ static void test_open_failures(void **state)
 	vu_ivshmem_close(&iv);
 }
 
+static void test_init_ranges(void **state)
+{
+	struct vu_ivshmem iv;
+
+	/* The last vector, and the most kicks one request brings. */
+	assert_int_equal(vu_ivshmem_init(&iv, 1, DDCTL_KICK_VECTORS_MAX - 1, 1), 0);
+	assert_int_equal(vu_ivshmem_init(&iv, DDCTL_SESSIONS_MAX, 0, DDCTL_VFIO_KICKS_MAX), 0);
+	assert_int_equal(vu_ivshmem_init(&iv, 3, DDCTL_KICK_VECTORS_MAX - DDCTL_VFIO_KICKS_MAX, DDCTL_VFIO_KICKS_MAX), 0);
+	/* Past the state device's vectors, however it is put; no kicks, too many for a request. */
+	assert_int_equal(vu_ivshmem_init(&iv, 3, DDCTL_KICK_VECTORS_MAX, 1), -EINVAL);
+	assert_non_null(strstr(iv.error, "session 3"));
+	assert_non_null(strstr(iv.error, "vector 128"));
+	assert_int_equal(iv.nkicks, 0);
+	assert_int_equal(vu_ivshmem_init(&iv, 3, DDCTL_KICK_VECTORS_MAX - 2, 3), -EINVAL);
+	assert_int_equal(vu_ivshmem_init(&iv, 3, UINT32_MAX, 2), -EINVAL);
+	assert_int_equal(vu_ivshmem_init(&iv, 3, 0, 0), -EINVAL);
+	assert_int_equal(vu_ivshmem_init(&iv, 3, 0, DDCTL_VFIO_KICKS_MAX + 1), -EINVAL);
+	/* Not a session: the state device is nobody's own. */
+	assert_int_equal(vu_ivshmem_init(&iv, DDCTL_STATE_IVPOSITION, 0, 1), -EINVAL);
+	assert_int_equal(vu_ivshmem_init(&iv, DDCTL_SESSIONS_MAX + 1, 0, 1), -EINVAL);
+	assert_non_null(strstr(iv.error, "not a session"));
+	vu_ivshmem_close(&iv); /* harmless after a failed init */
+}
+
 static void test_kick_fd(void **state)
 {
 	struct vu_ivshmem iv;
 	struct pollfd pfd = { .events = POLLIN };
-	int fd;
+	int fd, fd0;
 
-	vu_ivshmem_init(&iv, 3);
+	session_init(&iv, 3);
 	fd = vu_ivshmem_transport_ops.kick_fd(&iv, 2);
 	assert_true(fd >= 0);
-	assert_true(iv.open);
+	/* The session's range of state-device vectors, asked for at the first kick; the session's own
+	 * device is not needed for it. */
+	assert_int_equal(fake.kicks_asked, 1);
+	assert_int_equal(fake.kicks_first, FAKE_KICK_VECTOR);
+	assert_int_equal(fake.kicks_count, FAKE_QUEUES);
+	assert_true(iv.kicks_held);
+	assert_false(iv.open);
+	assert_int_equal(fake.opens[3], 0);
 	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
 	assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
-	/* The copy is readable when the vector fires (the device's eventfd is signalled). */
+	/* The copy is readable when its vector fires (its eventfd is signalled), not another. */
 	pfd.fd = fd;
 	assert_int_equal(poll(&pfd, 1, 0), 0);
-	assert_int_equal(eventfd_write(iv.dev.vector_fds[2], 1), 0);
+	assert_int_equal(eventfd_write(iv.kick_fds[1], 1), 0);
+	assert_int_equal(poll(&pfd, 1, 0), 0);
+	assert_int_equal(eventfd_write(iv.kick_fds[2], 1), 0);
 	assert_int_equal(poll(&pfd, 1, 0), 1);
 	close(fd);
-	/* A queue without a vector. */
-	assert_int_equal(vu_ivshmem_transport_ops.kick_fd(&iv, FAKE_VECTORS), -EINVAL);
+	/* The other queues' kicks come from the same answer. */
+	fd0 = vu_ivshmem_transport_ops.kick_fd(&iv, 0);
+	assert_true(fd0 >= 0);
+	assert_int_equal(fake.kicks_asked, 1);
+	close(fd0);
+	/* A queue without a kick vector: nothing asked. */
+	assert_int_equal(vu_ivshmem_transport_ops.kick_fd(&iv, FAKE_QUEUES), -EINVAL);
 	assert_int_equal(vu_ivshmem_transport_ops.kick_fd(&iv, UINT32_MAX), -EINVAL);
-	assert_non_null(strstr(iv.error, "no MSI-X vector"));
+	assert_non_null(strstr(iv.error, "no kick vector"));
+	assert_int_equal(fake.kicks_asked, 1);
+	/* A reset lets them go (teardown counts the fds); the next start asks again: the state device
+	 * may be a new one with new eventfds by then. */
+	vu_ivshmem_transport_ops.reset(&iv);
+	assert_false(iv.kicks_held);
+	close(vu_ivshmem_transport_ops.kick_fd(&iv, 1));
+	assert_int_equal(fake.kicks_asked, 2);
+	vu_ivshmem_close(&iv);
+	assert_false(iv.kicks_held);
+}
+
+static void test_kick_fd_failure(void **state)
+{
+	struct vu_ivshmem iv;
+	int fd;
+
+	session_init(&iv, 4);
+	fake.kicks_error = -ENODEV;
+	assert_int_equal(vu_ivshmem_transport_ops.kick_fd(&iv, 0), -ENODEV);
+	assert_string_equal(iv.error, "session 4: fake: no kicks 10..12");
+	assert_false(iv.kicks_held);
+	/* Asked again at the next kick, not remembered as failed. */
+	fake.kicks_error = 0;
+	fd = vu_ivshmem_transport_ops.kick_fd(&iv, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(fake.kicks_asked, 2);
+	close(fd);
 	vu_ivshmem_close(&iv);
 }
 
@@ -457,11 +668,17 @@ static void test_notify_rings_doorbell(void **state)
 	/* The spec's encoding: peer in the high half, vector in the low one. */
 	assert_int_equal(ivshmem_doorbell(1, 2), 0x10002);
 	assert_int_equal(ivshmem_doorbell(0xffff, 0xffff), 0xffffffff);
-	vu_ivshmem_init(&iv, 3);
+	session_init(&iv, 3);
 	vu_vq_init(&vq, 1);
-	/* Nothing to ring before the device is open. */
+	/* Nothing to ring before the device is open; kicks do not open it. */
 	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), -ENODEV);
 	close(vu_ivshmem_transport_ops.kick_fd(&iv, 0));
+	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), -ENODEV);
+	{
+		struct vu_mem_region r = { .size = 4096 };
+
+		assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r, -1), 0);
+	}
 	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), 0);
 	assert_int_equal(doorbell(&iv), ivshmem_doorbell(DDCTL_PEER_ID_FIRST, 1));
 	vu_vq_init(&vq, 2);
@@ -479,8 +696,8 @@ static void test_notify_rings_doorbell(void **state)
 	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), -EAGAIN);
 	assert_int_equal(doorbell(&iv), 0xdead);
 	*(uint32_t *)(uintptr_t)iv.peer_word = DDCTL_PEER_ID_FIRST;
-	/* A queue past the vectors is not rung (the client has no call fd for it). */
-	vu_vq_init(&vq, FAKE_VECTORS);
+	/* A queue past the session's is not rung (the client has no call fd for it). */
+	vu_vq_init(&vq, FAKE_QUEUES);
 	assert_int_equal(vu_ivshmem_transport_ops.notify(&iv, &vq), -EINVAL);
 	assert_int_equal(doorbell(&iv), 0xdead);
 	vu_ivshmem_close(&iv);
@@ -494,11 +711,10 @@ static void test_inflight_areas(void **state)
 	void *pa, *pb, *pa2;
 	const uint64_t area3 = 3 * DDCTL_STATE_AREA, area5 = 5 * DDCTL_STATE_AREA;
 
-	vu_ivshmem_init(&a, 3);
-	vu_ivshmem_init(&b, 5);
+	session_init(&a, 3);
+	session_init(&b, 5);
 	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&a, -1, 4096, area3, &pa), 0);
 	assert_int_equal(fake.opens[DDCTL_STATE_IVPOSITION], 1);
-	assert_false(fake.wanted_vectors[DDCTL_STATE_IVPOSITION]);
 	assert_false(a.open); /* the session's own device is not needed for it */
 	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&b, -1, DDCTL_STATE_AREA, area5, &pb), 0);
 	assert_int_equal(fake.opens[DDCTL_STATE_IVPOSITION], 1); /* one state device for both */
@@ -534,7 +750,7 @@ static void test_inflight_past_state_device(void **state)
 
 	/* Session 7's area lies past the fake state device (6 areas): refused, and the state device
 	 * is not kept open for nothing. */
-	vu_ivshmem_init(&iv, 7);
+	session_init(&iv, 7);
 	assert_int_equal(vu_ivshmem_transport_ops.map_inflight(&iv, -1, 4096, 7 * DDCTL_STATE_AREA, &p), -EINVAL);
 	assert_non_null(strstr(iv.error, "past the state device"));
 	assert_int_equal(fake.opens[DDCTL_STATE_IVPOSITION], 1);
@@ -586,7 +802,7 @@ static void test_session_through_core(void **state)
 	const uint64_t uva = 0x7f0000000000ull;
 	struct vu_dev_info info = {
 		.protocol_features = VU_BIT(VU_PROTOCOL_F_INFLIGHT_SHMFD) | VU_BIT(VU_PROTOCOL_F_REPLY_ACK),
-		.num_queues = FAKE_VECTORS + 1,   /* one more queue than the device has vectors */
+		.num_queues = FAKE_QUEUES + 1,   /* one more queue than the session has kicks */
 		.max_queue_size = 256,
 	};
 	struct vu_mem_table_msg mt = { .nregions = 1, .regions = { { 0, FAKE_SHM_SIZE, uva, 0 } } };
@@ -600,7 +816,7 @@ static void test_session_through_core(void **state)
 	struct vu_dev dev;
 
 	starts = stops = 0;
-	vu_ivshmem_init(&iv, 3);
+	session_init(&iv, 3);
 	assert_int_equal(vu_dev_init(&dev, &info, &vu_ivshmem_transport_ops, &iv, &be_ops, NULL), 0);
 	assert_int_equal(send_msg(&dev, VU_REQ_SET_PROTOCOL_FEATURES, &u64, 8), 0);
 	u64 = VU_BIT(VU_F_VERSION_1);
@@ -620,11 +836,14 @@ static void test_session_through_core(void **state)
 	iv.dev.regs[IVSHMEM_REG_DOORBELL / 4] = 0xdead;
 	assert_int_equal(vu_dev_notify(&dev, &dev.vq[0]), 0);
 	assert_int_equal(doorbell(&iv), ivshmem_doorbell(DDCTL_PEER_ID_FIRST, 0));
-	/* A queue the device has no vector for: refused, with the transport's reason. */
-	u64 = FAKE_VECTORS | VU_VRING_NOFD;
+	/* The kick is the state device's vector of queue 0. */
+	assert_int_equal(fake.kicks_asked, 1);
+	assert_int_equal(fake.kicks_first, FAKE_KICK_VECTOR);
+	/* A queue the session has no kick vector for: refused, with the transport's reason. */
+	u64 = FAKE_QUEUES | VU_VRING_NOFD;
 	assert_int_equal(send_msg(&dev, VU_REQ_SET_VRING_KICK, &u64, 8), -EINVAL);
-	assert_non_null(strstr(dev.error_detail, "no MSI-X vector"));
-	assert_false(dev.vq[FAKE_VECTORS].kick_set);
+	assert_non_null(strstr(dev.error_detail, "no kick vector"));
+	assert_false(dev.vq[FAKE_QUEUES].kick_set);
 	/* GET_INFLIGHT_FD is not ours to answer in the DD. */
 	inf.mmap_size = inf.mmap_offset = 0;
 	assert_int_equal(send_msg(&dev, VU_REQ_GET_INFLIGHT_FD, &inf, sizeof(inf)), -EOPNOTSUPP);
@@ -635,6 +854,7 @@ static void test_session_through_core(void **state)
 	assert_false(iv.open);
 	assert_int_equal(fake.closes[3], 1);
 	assert_int_equal(fake.closes[DDCTL_STATE_IVPOSITION], 1);
+	assert_false(iv.kicks_held);
 	vu_ivshmem_close(&iv);
 }
 
@@ -645,11 +865,14 @@ int main(void)
 		cmocka_unit_test(test_broker_socket_path),
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_broker_ask),
+		T(test_broker_ask_kicks),
 		T(test_opener_without_broker),
 		T(test_lazy_open_and_reset),
 		T(test_region_bounds),
 		T(test_open_failures),
+		T(test_init_ranges),
 		T(test_kick_fd),
+		T(test_kick_fd_failure),
 		T(test_notify_rings_doorbell),
 		T(test_inflight_areas),
 		T(test_inflight_past_state_device),

@@ -98,6 +98,8 @@ struct blk_export {
 	char socket_path[108];
 	int fd;                           /* --fd */
 	unsigned ivshmem;                 /* driver-domain mode: the session's ivshmem device; 0 in host mode */
+	unsigned kick_vector;             /* driver-domain mode: the state-device vector of queue 0's kicks */
+	bool kick_vector_given;
 	bool cache_given;                 /* cache= was given; else direct with ivshmem, buffered without */
 	struct vu_ivshmem iv;
 	unsigned num_queues;
@@ -961,7 +963,11 @@ static int export_start(struct blk_export *exp)
 	if (exp->ivshmem) {
 		/* Driver-domain mode: the client's RAM, kicks and calls come through the session's
 		 * ivshmem device; the socket carries the messages only. */
-		vu_ivshmem_init(&exp->iv, exp->ivshmem);
+		r = vu_ivshmem_init(&exp->iv, exp->ivshmem, exp->kick_vector, exp->num_queues);
+		if (r < 0) {
+			fprintf(stderr, "ddtk-blk: %s\n", exp->iv.error);
+			return r;
+		}
 		r = vu_dev_init(&exp->dev, &info, &vu_ivshmem_transport_ops, &exp->iv, &blk_backend_ops, exp);
 	} else {
 		r = vu_dev_init(&exp->dev, &info, &vu_socket_transport_ops, NULL, &blk_backend_ops, exp);
@@ -989,7 +995,8 @@ static int export_start(struct blk_export *exp)
 	else
 		fprintf(stderr, "cache=buffered");
 	if (exp->ivshmem)
-		fprintf(stderr, ", client memory through ivshmem session %u (device from %s)", exp->ivshmem,
+		fprintf(stderr, ", client memory through ivshmem session %u, kicks state-device vectors %u..%u "
+			"(device and kicks from %s)", exp->ivshmem, exp->kick_vector, exp->kick_vector + exp->num_queues - 1,
 			vu_ivshmem_broker_socket());
 	fputc('\n', stderr);
 	return 0;
@@ -1004,8 +1011,8 @@ static void usage(FILE *f)
 "                [--serial=ID] [--num-queues=N] [--cache=direct|buffered]\n"
 "       ddtk-blk --fd=FDNUM --blk-file=FILE [...]\n"
 "       ddtk-blk --export socket=PATH,file=FILE[,offset=N][,size=N][,read-only][,serial=ID]\n"
-"                [,num-queues=N][,cache=direct|buffered][,ivshmem=S] [--export ...]\n"
-"                [--stats-socket=PATH]\n"
+"                [,num-queues=N][,cache=direct|buffered][,ivshmem=S,kick-vector=V]\n"
+"                [--export ...] [--stats-socket=PATH]\n"
 "       ddtk-blk --print-capabilities\n"
 "\n"
 "A vhost-user virtio-blk back-end (ddtk). Each export serves a volume, the byte range\n"
@@ -1029,7 +1036,7 @@ static void usage(FILE *f)
 "                        completed write may still be in memory until FLUSH). Default: direct\n"
 "                        with ivshmem=S, buffered otherwise\n"
 "  --export SPEC         one more volume and socket; repeat for several clients; with\n"
-"                        ivshmem=S it is served in the driver domain (below)\n"
+"                        ivshmem=S,kick-vector=V it is served in the driver domain (below)\n"
 "  --stats-socket=PATH   answer each connection on PATH with the counters as JSON (per\n"
 "                        export: requests completed and in flight, bytes, errors, broken)\n"
 "  --poll-us=N           after work, busy-poll the rings for N microseconds before sleeping\n"
@@ -1050,18 +1057,19 @@ static void usage(FILE *f)
 "         </disk>   plus <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\n"
 "If ddtk-blk is restarted, QEMU reconnects and re-sends the requests that were in flight.\n"
 "\n"
-"Driver-domain mode (ivshmem=S, S = 1..%d): ddtk-blk runs in the driver domain VM. The socket\n"
-"carries vhost-user messages without fds (ddtk-agent relays them from ddtk-bridge); the\n"
-"client's RAM is BAR2 of the ivshmem-doorbell device with IVPosition S, a kick of queue i is its\n"
-"MSI-X vector i, a call is a Doorbell write, and the inflight region is session S's area of the\n"
-"state device (IVPosition %d). ddtk-agent binds those devices to vfio-pci, holds their IOMMU\n"
-"group and sends their VFIO device fds, by IVPosition, on %s\n"
+"Driver-domain mode (ivshmem=S,kick-vector=V, S = 1..%d, V + num-queues <= %d): ddtk-blk runs\n"
+"in the driver domain VM. The socket carries vhost-user messages without fds (ddtk-agent relays\n"
+"them from ddtk-bridge); the client's RAM is BAR2 of the ivshmem-doorbell device with IVPosition\n"
+"S, a call is a Doorbell write, and the state device (IVPosition %d) holds the inflight region\n"
+"(session S's area) and the kicks: a kick of queue i is its MSI-X vector V + i. ddtk-agent binds\n"
+"those devices to vfio-pci, holds their IOMMU group and the state device's vectors, and sends\n"
+"their VFIO device fds, by IVPosition, and the vectors' eventfds on %s\n"
 "(DDTK_VFIO_SOCKET=PATH asks there instead). Volumes default to cache=direct there: a write\n"
 "the client saw complete must survive the DD being destroyed, and the DD's page cache would\n"
 "not (O_DIRECT cannot reach client memory mapped from a VFIO BAR: hence the bounce buffers).\n",
 		(unsigned)BLK_DEFAULT_QUEUES, (unsigned)VU_MAX_QUEUES, (unsigned)(BLK_BOUNCE_BYTES_MAX >> 20),
 		(unsigned)BLK_DEFAULT_POLL_US,
-		DDCTL_SESSIONS_MAX, DDCTL_STATE_IVPOSITION, DDCTL_VFIO_SOCKET);
+		DDCTL_SESSIONS_MAX, DDCTL_KICK_VECTORS_MAX, DDCTL_STATE_IVPOSITION, DDCTL_VFIO_SOCKET);
 }
 
 static struct blk_export *export_new(void)
@@ -1120,6 +1128,10 @@ static int export_set(struct blk_export *exp, const char *key, const char *value
 	} else if (!strcmp(key, "ivshmem")) {
 		if (!value || vu_parse_uint(value, 1, DDCTL_SESSIONS_MAX, &exp->ivshmem) < 0)
 			return -EINVAL;
+	} else if (!strcmp(key, "kick-vector")) {
+		if (!value || vu_parse_uint(value, 0, DDCTL_KICK_VECTORS_MAX - 1, &exp->kick_vector) < 0)
+			return -EINVAL;
+		exp->kick_vector_given = true;
 	} else if (!strcmp(key, "cache")) {
 		if (!value || (strcmp(value, "direct") != 0 && strcmp(value, "buffered") != 0))
 			return -EINVAL;
@@ -1138,14 +1150,53 @@ static int export_set_any(void *obj, const char *key, const char *value)
 
 static const char *export_hint(const char *key)
 {
-	static char session_hint[64];
+	static char hint[64];
 
 	if (!strcmp(key, "cache"))
 		return " (direct or buffered)";
+	if (!strcmp(key, "kick-vector")) {
+		snprintf(hint, sizeof(hint), " (a state-device vector, 0 to %d)", DDCTL_KICK_VECTORS_MAX - 1);
+		return hint;
+	}
 	if (strcmp(key, "ivshmem") != 0)
 		return "";
-	snprintf(session_hint, sizeof(session_hint), " (a driver-domain session, 1 to %d)", DDCTL_SESSIONS_MAX);
-	return session_hint;
+	snprintf(hint, sizeof(hint), " (a driver-domain session, 1 to %d)", DDCTL_SESSIONS_MAX);
+	return hint;
+}
+
+/* Driver-domain mode's kick vectors: given with ivshmem= (and only then), within the state
+ * device's vectors, and no two exports' ranges overlapping (a kick would wake the wrong queue). */
+static int export_check_kicks(const struct blk_export *exp, unsigned index)
+{
+	if (!exp->ivshmem) {
+		if (exp->kick_vector_given) {
+			fprintf(stderr, "ddtk-blk: kick-vector= is for the driver domain: it goes with ivshmem=\n");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (!exp->kick_vector_given) {
+		fprintf(stderr, "ddtk-blk: ivshmem session %u needs kick-vector=V (the state-device vector of its "
+			"first queue's kicks)\n", exp->ivshmem);
+		return -EINVAL;
+	}
+	if (exp->num_queues > DDCTL_KICK_VECTORS_MAX - exp->kick_vector) {
+		fprintf(stderr, "ddtk-blk: ivshmem session %u: kick-vector=%u with %u queues goes past the state "
+			"device's %d vectors\n", exp->ivshmem, exp->kick_vector, exp->num_queues, DDCTL_KICK_VECTORS_MAX);
+		return -EINVAL;
+	}
+	for (unsigned j = 0; j < index; j++) {
+		const struct blk_export *o = blk.exports[j];
+
+		if (o->ivshmem && exp->kick_vector < o->kick_vector + o->num_queues &&
+		    o->kick_vector < exp->kick_vector + exp->num_queues) {
+			fprintf(stderr, "ddtk-blk: ivshmem sessions %u and %u share kick vectors (%u..%u and %u..%u)\n",
+				o->ivshmem, exp->ivshmem, o->kick_vector, o->kick_vector + o->num_queues - 1,
+				exp->kick_vector, exp->kick_vector + exp->num_queues - 1);
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 static int export_parse(const char *spec)
@@ -1338,6 +1389,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ddtk-blk: each export needs a file and exactly one of a socket path or an fd\n");
 			return 2;
 		}
+		if (export_check_kicks(exp, i) < 0)
+			return 2;
 		/* In the driver domain a completed write must survive the DD: not sit in its page cache. */
 		if (!exp->cache_given)
 			exp->vol.direct = exp->ivshmem != 0;

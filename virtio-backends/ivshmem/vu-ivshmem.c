@@ -1,8 +1,9 @@
 /* The ivshmem/VFIO transport of the vhost-user core (see vu-ivshmem.h). A session's device is
- * opened when first needed (the memory table, a kick, the inflight region), from a device fd
- * ddtk-agent's VFIO broker sends, and closed on reset, so that the DD can hot-unplug it once the
- * session ends. Every offset and size the front-end gives is checked against the BAR it points
- * into: an access past a BAR would fault, not fail. */
+ * opened when first needed (the memory table), from a device fd ddtk-agent's VFIO broker sends,
+ * and closed on reset, so that the DD can hot-unplug it once the session ends; its kicks (the
+ * state device's vector eventfds, from the broker too) are asked for at the first kick and kept
+ * until then as well. Every offset and size the front-end gives is checked against the BAR it
+ * points into: an access past a BAR would fault, not fail. */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -49,8 +50,14 @@ const char *vu_ivshmem_broker_socket(void)
 
 /* A reply is at most the status and a PCI address (15 characters); anything longer is not one. */
 #define BROKER_REPLY_MAX (4 + 32)
-/* fds taken from one reply: more than the one allowed only to close them all. */
-#define BROKER_REPLY_FDS 4
+/* fds taken from one reply: one more than a reply may bring, so that a surplus shows (and is closed). */
+#define BROKER_REPLY_FDS (DDCTL_VFIO_KICKS_MAX + 1)
+#define BROKER_BDF_MAX sizeof(((struct vfio_pci *)0)->bdf)
+
+enum broker_request_kind {
+	BROKER_DEVICE,
+	BROKER_KICKS,
+};
 
 static void close_all(const int *fds, unsigned n)
 {
@@ -67,34 +74,56 @@ static void take_fds(struct msghdr *mh, int *fds, unsigned *n)
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < k && *n < BROKER_REPLY_FDS; i++)
-			memcpy(&fds[(*n)++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			/* The control buffer has room for BROKER_REPLY_FDS: never more arrive. */
+			if (*n < BROKER_REPLY_FDS)
+				fds[(*n)++] = fd;
+			else
+				close(fd);
+		}
 	}
 }
 
-int vu_ivshmem_broker_ask(int sock, unsigned ivposition, char *ret_bdf, size_t len, char *err, size_t errlen)
+static const char *broker_status_hint(enum broker_request_kind kind, int status)
+{
+	if (kind == BROKER_DEVICE && status == -ENODEV)
+		return " (the device is not plugged, not bound to vfio-pci yet, or has no ivshmem server)";
+	if (kind == BROKER_KICKS && status == -ENODEV)
+		return " (no state device with its vectors enabled yet)";
+	if (kind == BROKER_KICKS && status == -ERANGE)
+		return " (the state device has fewer vectors)";
+	return "";
+}
+
+/* Sends req (reqlen bytes) on sock and reads the reply: with status 0 it must bring exactly want
+ * fds, which go to ret_fds, and a PCI address, which goes to bdf. Otherwise -errno with a line in
+ * err naming the request (what), and every fd that came closed. */
+static int broker_exchange(int sock, const void *req, size_t reqlen, enum broker_request_kind kind, const char *what,
+			   unsigned want, int *ret_fds, char bdf[static BROKER_BDF_MAX], char *err, size_t errlen)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * BROKER_REPLY_FDS)];
 		struct cmsghdr align;
 	} control;
 	uint8_t rep[BROKER_REPLY_MAX + 1];
-	uint32_t req = htole32(ivposition), le;
 	struct iovec iov = { .iov_base = rep, .iov_len = sizeof(rep) };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
 			     .msg_controllen = sizeof(control.buf) };
-	char bdf[sizeof(((struct vfio_pci *)0)->bdf)];
 	int fds[BROKER_REPLY_FDS], status, r;
 	unsigned nfds = 0;
 	size_t textlen;
+	uint32_t le;
 	ssize_t n;
 
 	do
-		n = send(sock, &req, sizeof(req), MSG_NOSIGNAL);
+		n = send(sock, req, reqlen, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof(req)) {
+	if (n != (ssize_t)reqlen) {
 		r = n < 0 ? -errno : -EIO;
-		snprintf(err, errlen, "VFIO broker: cannot ask for IVPosition %u: %s", ivposition, strerror(-r));
+		snprintf(err, errlen, "VFIO broker: cannot ask for %s: %s", what, strerror(-r));
 		return r;
 	}
 	do
@@ -102,19 +131,19 @@ int vu_ivshmem_broker_ask(int sock, unsigned ivposition, char *ret_bdf, size_t l
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
 		r = errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
-		snprintf(err, errlen, "VFIO broker: no reply for IVPosition %u: %s", ivposition, strerror(-r));
+		snprintf(err, errlen, "VFIO broker: no reply for %s: %s", what, strerror(-r));
 		return r;
 	}
 	take_fds(&mh, fds, &nfds);
 	if (n == 0) {
 		r = -ECONNRESET;
-		snprintf(err, errlen, "VFIO broker: closed the connection without a reply for IVPosition %u", ivposition);
+		snprintf(err, errlen, "VFIO broker: closed the connection without a reply for %s", what);
 		goto out;
 	}
 	/* The reply is peer input like any other: exactly its shape, or refused. */
 	r = -EPROTO;
 	if (n < 4 || n > BROKER_REPLY_MAX || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-		snprintf(err, errlen, "VFIO broker: a malformed reply for IVPosition %u (%zd bytes%s)", ivposition, n,
+		snprintf(err, errlen, "VFIO broker: a malformed reply for %s (%zd bytes%s)", what, n,
 			 mh.msg_flags & MSG_CTRUNC ? ", too many fds" : "");
 		goto out;
 	}
@@ -122,43 +151,93 @@ int vu_ivshmem_broker_ask(int sock, unsigned ivposition, char *ret_bdf, size_t l
 	status = (int32_t)le32toh(le);
 	textlen = (size_t)n - 4;
 	if (status > 0 || status < -4095) {
-		snprintf(err, errlen, "VFIO broker: reply for IVPosition %u with status %d", ivposition, status);
+		snprintf(err, errlen, "VFIO broker: reply for %s with status %d", what, status);
 		goto out;
 	}
 	if (status < 0) {
 		r = status;
-		snprintf(err, errlen, "VFIO broker: IVPosition %u: %s%s", ivposition, strerror(-status),
-			 status == -ENODEV ? " (the device is not plugged, not bound to vfio-pci yet, or has no "
-			 "ivshmem server)" : "");
+		snprintf(err, errlen, "VFIO broker: %s: %s%s", what, strerror(-status), broker_status_hint(kind, status));
 		goto out;
 	}
-	if (nfds != 1) {
-		snprintf(err, errlen, "VFIO broker: reply for IVPosition %u with %u fds, not 1", ivposition, nfds);
+	if (nfds != want) {
+		snprintf(err, errlen, "VFIO broker: reply for %s with %u fds, not %u", what, nfds, want);
 		goto out;
 	}
-	if (textlen >= sizeof(bdf) || memchr(rep + 4, '\0', textlen)) {
-		snprintf(err, errlen, "VFIO broker: reply for IVPosition %u with a malformed PCI address", ivposition);
+	if (textlen >= BROKER_BDF_MAX || memchr(rep + 4, '\0', textlen)) {
+		snprintf(err, errlen, "VFIO broker: reply for %s with a malformed PCI address", what);
 		goto out;
 	}
 	memcpy(bdf, rep + 4, textlen);
 	bdf[textlen] = '\0';
 	if (!vfio_pci_bdf_valid(bdf)) {
-		snprintf(err, errlen, "VFIO broker: reply for IVPosition %u with '%s', not a PCI address", ivposition, bdf);
+		snprintf(err, errlen, "VFIO broker: reply for %s with '%s', not a PCI address", what, bdf);
 		goto out;
 	}
-	if (snprintf(ret_bdf, len, "%s", bdf) >= (int)len) {
-		r = -ENAMETOOLONG;
-		snprintf(err, errlen, "VFIO broker: IVPosition %u: %s: %s", ivposition, bdf, strerror(-r));
-		goto out;
-	}
-	return fds[0];
+	memcpy(ret_fds, fds, sizeof(int) * want);
+	return 0;
 out:
 	close_all(fds, nfds);
 	return r;
 }
 
-int vu_ivshmem_broker_request(const char *path, unsigned ivposition, char *ret_bdf, size_t len, char *err,
-			      size_t errlen)
+int vu_ivshmem_broker_ask(int sock, unsigned ivposition, char *ret_bdf, size_t len, char *err, size_t errlen)
+{
+	uint32_t req = htole32(ivposition);
+	char what[32], bdf[BROKER_BDF_MAX];
+	int fd, r;
+
+	snprintf(what, sizeof(what), "IVPosition %u", ivposition);
+	r = broker_exchange(sock, &req, sizeof(req), BROKER_DEVICE, what, 1, &fd, bdf, err, errlen);
+	if (r < 0)
+		return r;
+	if (snprintf(ret_bdf, len, "%s", bdf) >= (int)len) {
+		close(fd);
+		snprintf(err, errlen, "VFIO broker: %s: %s: %s", what, bdf, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
+	}
+	return fd;
+}
+
+int vu_ivshmem_broker_ask_kicks(int sock, unsigned first, unsigned count, int *ret_fds, char *ret_bdf, size_t len,
+				char *err, size_t errlen)
+{
+	uint32_t req[3] = { htole32(DDCTL_VFIO_KICKS), htole32(first), htole32(count) };
+	char what[48], bdf[BROKER_BDF_MAX];
+	int fds[DDCTL_VFIO_KICKS_MAX], r;
+
+	if (count < 1 || count > DDCTL_VFIO_KICKS_MAX) {
+		snprintf(err, errlen, "VFIO broker: %u kick vectors asked for, not 1 to %d", count, DDCTL_VFIO_KICKS_MAX);
+		return -EINVAL;
+	}
+	snprintf(what, sizeof(what), "kick vectors %u..%llu", first, (unsigned long long)first + count - 1);
+	r = broker_exchange(sock, req, sizeof(req), BROKER_KICKS, what, count, fds, bdf, err, errlen);
+	if (r < 0)
+		return r;
+	if (ret_bdf && snprintf(ret_bdf, len, "%s", bdf) >= (int)len) {
+		r = -ENAMETOOLONG;
+		snprintf(err, errlen, "VFIO broker: %s: %s: %s", what, bdf, strerror(-r));
+		goto out;
+	}
+	/* The back-end's loop reads a kick when epoll says so: reading one that did not fire must not
+	 * block it (the broker's eventfds are non-blocking; the flag is the file's, shared). */
+	for (unsigned i = 0; i < count; i++) {
+		int fl = fcntl(fds[i], F_GETFL);
+
+		if (fl < 0 || (!(fl & O_NONBLOCK) && fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0)) {
+			r = -errno;
+			snprintf(err, errlen, "VFIO broker: %s: %s", what, strerror(-r));
+			goto out;
+		}
+	}
+	memcpy(ret_fds, fds, sizeof(int) * count);
+	return 0;
+out:
+	close_all(fds, count);
+	return r;
+}
+
+/* A new connection to the broker, with the reply timeout set. */
+static int broker_connect(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const struct timeval tv = { .tv_sec = VU_IVSHMEM_BROKER_TIMEOUT_MS / 1000,
@@ -187,8 +266,38 @@ int vu_ivshmem_broker_request(const char *path, unsigned ivposition, char *ret_b
 		snprintf(err, errlen, "VFIO broker %s: %s (is ddtk-agent running?)", path, strerror(-r));
 		goto out;
 	}
-	r = vu_ivshmem_broker_ask(sock, ivposition, ret_bdf, len, err, errlen);
+	return sock;
 out:
+	close(sock);
+	return r;
+}
+
+int vu_ivshmem_broker_request(const char *path, unsigned ivposition, char *ret_bdf, size_t len, char *err,
+			      size_t errlen)
+{
+	int sock = broker_connect(path, err, errlen), r;
+
+	if (sock < 0)
+		return sock;
+	r = vu_ivshmem_broker_ask(sock, ivposition, ret_bdf, len, err, errlen);
+	close(sock);
+	return r;
+}
+
+int vu_ivshmem_broker_kicks(const char *path, unsigned first, unsigned count, int *ret_fds, char *err,
+			    size_t errlen)
+{
+	int sock, r;
+
+	/* Checked before connecting: a bad count is the caller's bug, not the broker's. */
+	if (count < 1 || count > DDCTL_VFIO_KICKS_MAX) {
+		snprintf(err, errlen, "VFIO broker: %u kick vectors asked for, not 1 to %d", count, DDCTL_VFIO_KICKS_MAX);
+		return -EINVAL;
+	}
+	sock = broker_connect(path, err, errlen);
+	if (sock < 0)
+		return sock;
+	r = vu_ivshmem_broker_ask_kicks(sock, first, count, ret_fds, NULL, 0, err, errlen);
 	close(sock);
 	return r;
 }
@@ -224,8 +333,9 @@ static int reg_write(const struct vu_ivshmem_device *d, unsigned off, uint32_t v
 
 /* ---------- opening through VFIO ---------- */
 
-static int vfio_adopt(int device_fd, const char *bdf, bool want_vectors, struct vu_ivshmem_device *d, char *err,
-		      size_t errlen)
+/* The device's registers and memory only: a Doorbell write is the CPU's (no Bus Master needed), and
+ * kicks are the state device's vectors, which the broker holds. */
+static int vfio_adopt(int device_fd, const char *bdf, struct vu_ivshmem_device *d, char *err, size_t errlen)
 {
 	uint16_t id[2];
 	uint32_t pos = 0;
@@ -268,20 +378,6 @@ static int vfio_adopt(int device_fd, const char *bdf, bool want_vectors, struct 
 	}
 	d->shm = p;
 	d->shm_size = size;
-	if (want_vectors) {
-		r = vfio_pci_set_bus_master(&d->pci);
-		if (r < 0) {
-			snprintf(err, errlen, "%s: cannot set Bus Master: %s", bdf, strerror(-r));
-			goto out;
-		}
-		r = vfio_pci_msix_enable(&d->pci);
-		if (r < 0) {
-			snprintf(err, errlen, "%s: cannot set up its MSI-X vectors: %s", bdf, strerror(-r));
-			goto out;
-		}
-		d->vector_fds = d->pci.msix_fds;
-		d->nvectors = d->pci.msix_count;
-	}
 	return 0;
 out:
 	vfio_pci_close(&d->pci);
@@ -299,23 +395,22 @@ static const struct vu_ivshmem_opener vfio_opener = {
 };
 
 /* The default open: the device fd from the broker, made a device by the opener's adopt. */
-static int broker_open(unsigned ivposition, bool want_vectors, struct vu_ivshmem_device *d, char *err, size_t errlen)
+static int broker_open(unsigned ivposition, struct vu_ivshmem_device *d, char *err, size_t errlen)
 {
 	char bdf[sizeof(d->pci.bdf)];
 	int fd = vu_ivshmem_broker_request(vu_ivshmem_broker_socket(), ivposition, bdf, sizeof(bdf), err, errlen);
 
 	if (fd < 0)
 		return fd;
-	return opener->adopt(fd, bdf, want_vectors, d, err, errlen);
+	return opener->adopt(fd, bdf, d, err, errlen);
 }
 
 /* ---------- devices ---------- */
 
 /* Opens device ivposition and checks that it is the one the broker promised. */
-static int device_open(unsigned ivposition, bool want_vectors, struct vu_ivshmem_device *d, char *err, size_t errlen)
+static int device_open(unsigned ivposition, struct vu_ivshmem_device *d, char *err, size_t errlen)
 {
-	int r = opener->open ? opener->open(ivposition, want_vectors, d, err, errlen)
-			     : broker_open(ivposition, want_vectors, d, err, errlen);
+	int r = opener->open ? opener->open(ivposition, d, err, errlen) : broker_open(ivposition, d, err, errlen);
 
 	if (r < 0)
 		return r;
@@ -343,7 +438,7 @@ static int state_get(struct vu_ivshmem *iv)
 {
 	if (!state.open) {
 		char err[sizeof(iv->error) - 16] = "";
-		int r = device_open(DDCTL_STATE_IVPOSITION, false, &state.dev, err, sizeof(err));
+		int r = device_open(DDCTL_STATE_IVPOSITION, &state.dev, err, sizeof(err));
 		if (r < 0) {
 			snprintf(iv->error, sizeof(iv->error), "state device: %s", err);
 			return r;
@@ -371,7 +466,7 @@ static int session_open(struct vu_ivshmem *iv)
 	if (iv->open)
 		return 0;
 	err[0] = '\0';
-	r = device_open(iv->ivposition, true, &iv->dev, err, sizeof(err));
+	r = device_open(iv->ivposition, &iv->dev, err, sizeof(err));
 	if (r < 0) {
 		snprintf(iv->error, sizeof(iv->error), "session %u: %s", iv->ivposition, err);
 		return r;
@@ -394,8 +489,33 @@ static int session_open(struct vu_ivshmem *iv)
 	return 0;
 }
 
+/* The session's kicks, asked for once: a session started again after a reset asks again, since
+ * the state device may have been replaced meanwhile (a new one has new eventfds). */
+static int kicks_get(struct vu_ivshmem *iv)
+{
+	char err[sizeof(iv->error) - 16] = "";
+	int r;
+
+	if (iv->kicks_held)
+		return 0;
+	r = opener->kicks ? opener->kicks(iv->kick_vector, iv->nkicks, iv->kick_fds, err, sizeof(err))
+			  : vu_ivshmem_broker_kicks(vu_ivshmem_broker_socket(), iv->kick_vector, iv->nkicks, iv->kick_fds,
+						    err, sizeof(err));
+	if (r < 0) {
+		snprintf(iv->error, sizeof(iv->error), "session %u: %s", iv->ivposition, err);
+		return r;
+	}
+	iv->kicks_held = true;
+	return 0;
+}
+
 static void session_release(struct vu_ivshmem *iv)
 {
+	if (iv->kicks_held) {
+		/* The queues have their own copies (closed by the core): these were only the source. */
+		close_all(iv->kick_fds, iv->nkicks);
+		iv->kicks_held = false;
+	}
 	if (!iv->open)
 		return;
 	opener->close(&iv->dev);
@@ -405,10 +525,26 @@ static void session_release(struct vu_ivshmem *iv)
 	memset(&iv->dev, 0, sizeof(iv->dev));
 }
 
-void vu_ivshmem_init(struct vu_ivshmem *iv, unsigned ivposition)
+int vu_ivshmem_init(struct vu_ivshmem *iv, unsigned ivposition, unsigned kick_vector, unsigned nkicks)
 {
 	memset(iv, 0, sizeof(*iv));
 	iv->ivposition = ivposition;
+	iv->kick_vector = kick_vector;
+	iv->nkicks = nkicks;
+	if (ivposition < 1 || ivposition > DDCTL_SESSIONS_MAX) {
+		snprintf(iv->error, sizeof(iv->error), "session %u: not a session (1 to %d)", ivposition,
+			 DDCTL_SESSIONS_MAX);
+		return -EINVAL;
+	}
+	if (nkicks < 1 || nkicks > DDCTL_VFIO_KICKS_MAX || kick_vector >= DDCTL_KICK_VECTORS_MAX ||
+	    nkicks > DDCTL_KICK_VECTORS_MAX - kick_vector) {
+		snprintf(iv->error, sizeof(iv->error),
+			 "session %u: %u queues kicked from state-device vector %u: not within the %d vectors", ivposition,
+			 nkicks, kick_vector, DDCTL_KICK_VECTORS_MAX);
+		iv->nkicks = 0;
+		return -EINVAL;
+	}
+	return 0;
 }
 
 void vu_ivshmem_close(struct vu_ivshmem *iv)
@@ -501,17 +637,17 @@ static int ivshmem_kick_fd(void *transport, unsigned index)
 	struct vu_ivshmem *iv = transport;
 	int fd, r;
 
-	r = session_open(iv);
-	if (r < 0)
-		return r;
-	if (index >= iv->dev.nvectors) {
-		snprintf(iv->error, sizeof(iv->error), "session %u: queue %u has no MSI-X vector (the device has %u)",
-			 iv->ivposition, index, iv->dev.nvectors);
+	if (index >= iv->nkicks) {
+		snprintf(iv->error, sizeof(iv->error), "session %u: queue %u has no kick vector (the session has %u)",
+			 iv->ivposition, index, iv->nkicks);
 		return -EINVAL;
 	}
-	/* The vector's eventfd stays the device's (closed with it); the queue gets its own fd for
+	r = kicks_get(iv);
+	if (r < 0)
+		return r;
+	/* The vector's eventfd stays the session's (closed on reset); the queue gets its own fd for
 	 * the same counter, which the core closes when the ring stops. */
-	fd = fcntl(iv->dev.vector_fds[index], F_DUPFD_CLOEXEC, 0);
+	fd = fcntl(iv->kick_fds[index], F_DUPFD_CLOEXEC, 0);
 	if (fd < 0) {
 		r = -errno;
 		snprintf(iv->error, sizeof(iv->error), "session %u: queue %u: %s", iv->ivposition, index, strerror(errno));
@@ -526,7 +662,8 @@ static int ivshmem_notify(void *transport, struct vu_vq *vq)
 
 	if (!iv->open)
 		return -ENODEV;
-	if (vq->index >= iv->dev.nvectors)
+	/* The bridge gives the client's peer a call vector for each of the session's queues only. */
+	if (vq->index >= iv->nkicks)
 		return -EINVAL;
 	/* The used entries and used->idx were stored into BAR2 (the client's RAM); the Doorbell is
 	 * a store to BAR0 (uncached MMIO, which traps to the DD's hypervisor and signals the
@@ -547,7 +684,8 @@ static void ivshmem_reset(void *transport)
 {
 	struct vu_ivshmem *iv = transport;
 
-	/* Everything is unmapped and every kick fd closed: let the DD unplug the device. */
+	/* Everything is unmapped and every queue's kick fd closed: let the DD unplug the device, and
+	 * ask for the kicks again next time (the state device may be another by then). */
 	session_release(iv);
 }
 

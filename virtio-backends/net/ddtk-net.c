@@ -72,6 +72,8 @@ struct net_client {
 	char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int fd;
 	unsigned ivshmem;             /* driver-domain mode: the session's ivshmem device; 0 in host mode */
+	unsigned kick_vector;         /* driver-domain mode: the state-device vector of queue 0's kicks */
+	bool kick_vector_given;
 	struct vu_ivshmem iv;
 	unsigned pairs;               /* offered */
 	unsigned pairs_used;          /* control queue MQ_VQ_PAIRS_SET; all by default */
@@ -894,7 +896,12 @@ static int client_start(struct net_client *c)
 	if (c->ivshmem) {
 		/* Driver-domain mode: the client's RAM, kicks and calls come through the session's
 		 * ivshmem device; the socket carries the messages only. */
-		vu_ivshmem_init(&c->iv, c->ivshmem);
+		/* Kicks for the pairs' queues: QEMU keeps the control queue of a vhost-user NIC. */
+		r = vu_ivshmem_init(&c->iv, c->ivshmem, c->kick_vector, 2 * c->pairs);
+		if (r < 0) {
+			fprintf(stderr, "ddtk-net: %s\n", c->iv.error);
+			return r;
+		}
 		r = vu_dev_init(&c->dev, &info, &vu_ivshmem_transport_ops, &c->iv, &net_backend_ops, c);
 	} else {
 		r = vu_dev_init(&c->dev, &info, &vu_socket_transport_ops, NULL, &net_backend_ops, c);
@@ -917,7 +924,8 @@ static int client_start(struct net_client *c)
 	fprintf(stderr, "%s: serving %s, MAC %s, %u queue pair%s", name, c->socket_path[0] ? c->socket_path : "--fd",
 		net_mac_format(c->port.mac.b, mac), c->pairs, c->pairs > 1 ? "s" : "");
 	if (c->ivshmem)
-		fprintf(stderr, ", client memory through ivshmem session %u (device from %s)", c->ivshmem,
+		fprintf(stderr, ", client memory through ivshmem session %u, kicks state-device vectors %u..%u "
+			"(device and kicks from %s)", c->ivshmem, c->kick_vector, c->kick_vector + 2 * c->pairs - 1,
 			vu_ivshmem_broker_socket());
 	fputc('\n', stderr);
 	return 0;
@@ -1048,8 +1056,8 @@ static const struct vu_run_ops net_run_ops = {
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: ddtk-net [--uplink=IFNAME] --client name=NAME,socket=PATH,mac=MAC[,queues=N][,ivshmem=S]\n"
-"                [--client ...]\n"
+"usage: ddtk-net [--uplink=IFNAME] --client name=NAME,socket=PATH,mac=MAC[,queues=N]\n"
+"                [,ivshmem=S,kick-vector=V] [--client ...]\n"
 "       ddtk-net [--uplink=IFNAME] --socket-path=PATH --mac=MAC [--queues=N]\n"
 "       ddtk-net [--uplink=IFNAME] --fd=FDNUM --mac=MAC [--queues=N]\n"
 "       ddtk-net --print-capabilities\n"
@@ -1065,7 +1073,7 @@ static void usage(FILE *f)
 "                        clients only reach each other\n"
 "  --client SPEC         one client: name=NAME (for logs and counters), socket=PATH or fd=N,\n"
 "                        mac=MAC, queues=N (queue pairs, default %u, at most %u), and\n"
-"                        ivshmem=S in the driver domain (below)\n"
+"                        ivshmem=S,kick-vector=V in the driver domain (below)\n"
 "  --socket-path=PATH    a single client listening on PATH (a stale socket file is replaced)\n"
 "  --fd=FDNUM            a single client on this inherited socket (listening or connected)\n"
 "  --mac=MAC --queues=N  the single client's MAC and queue pairs\n"
@@ -1090,15 +1098,18 @@ static void usage(FILE *f)
 "         </interface>   plus <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\n"
 "The MAC in the guest's configuration must be the one given here.\n"
 "\n"
-"Driver-domain mode (ivshmem=S, S = 1..%d): ddtk-net runs in the driver domain VM. The socket\n"
-"carries vhost-user messages without fds (ddtk-agent relays them from ddtk-bridge); the\n"
-"client's RAM is BAR2 of the ivshmem-doorbell device with IVPosition S, a kick of queue i is its\n"
-"MSI-X vector i, a call is a Doorbell write. ddtk-agent binds that device to vfio-pci, holds its\n"
-"IOMMU group and sends its VFIO device fd, by IVPosition, on %s\n"
-"(DDTK_VFIO_SOCKET=PATH asks there instead); ddtk-net asks for it when the session first needs\n"
-"it and closes it when the session resets.\n",
+"Driver-domain mode (ivshmem=S,kick-vector=V, S = 1..%d, V + 2 * queues <= %d): ddtk-net runs\n"
+"in the driver domain VM. The socket carries vhost-user messages without fds (ddtk-agent relays\n"
+"them from ddtk-bridge); the client's RAM is BAR2 of the ivshmem-doorbell device with\n"
+"IVPosition S, a call is a Doorbell write, and a kick of queue i is MSI-X vector V + i of the\n"
+"state device (IVPosition %d). ddtk-agent binds the devices to vfio-pci, holds their IOMMU\n"
+"group and the state device's vectors, and sends a VFIO device fd, by IVPosition, and the\n"
+"vectors' eventfds on %s\n"
+"(DDTK_VFIO_SOCKET=PATH asks there instead); ddtk-net asks for them when the session first\n"
+"needs them and closes them when the session resets.\n",
 		(unsigned)NET_DEFAULT_PAIRS, (unsigned)NET_MAX_PAIRS, (unsigned)NET_DEFAULT_MTU,
-		(unsigned)NET_DEFAULT_POLL_US, DDCTL_SESSIONS_MAX, DDCTL_VFIO_SOCKET);
+		(unsigned)NET_DEFAULT_POLL_US, DDCTL_SESSIONS_MAX, DDCTL_KICK_VECTORS_MAX, DDCTL_STATE_IVPOSITION,
+		DDCTL_VFIO_SOCKET);
 }
 
 static struct net_client *client_new(void)
@@ -1144,6 +1155,10 @@ static int client_set(struct net_client *c, const char *key, const char *value)
 	} else if (!strcmp(key, "ivshmem")) {
 		if (vu_parse_uint(value, 1, DDCTL_SESSIONS_MAX, &c->ivshmem) < 0)
 			return -EINVAL;
+	} else if (!strcmp(key, "kick-vector")) {
+		if (vu_parse_uint(value, 0, DDCTL_KICK_VECTORS_MAX - 1, &c->kick_vector) < 0)
+			return -EINVAL;
+		c->kick_vector_given = true;
 	} else {
 		return -ENOENT;
 	}
@@ -1157,13 +1172,53 @@ static int client_set_any(void *obj, const char *key, const char *value)
 
 static const char *client_hint(const char *key)
 {
-	if (strcmp(key, "ivshmem") == 0) {
-		static char session_hint[64];
+	static char hint[64];
 
-		snprintf(session_hint, sizeof(session_hint), " (a driver-domain session, 1 to %d)", DDCTL_SESSIONS_MAX);
-		return session_hint;
+	if (strcmp(key, "ivshmem") == 0) {
+		snprintf(hint, sizeof(hint), " (a driver-domain session, 1 to %d)", DDCTL_SESSIONS_MAX);
+		return hint;
+	}
+	if (strcmp(key, "kick-vector") == 0) {
+		snprintf(hint, sizeof(hint), " (a state-device vector, 0 to %d)", DDCTL_KICK_VECTORS_MAX - 1);
+		return hint;
 	}
 	return strcmp(key, "mac") == 0 ? " (a unicast MAC, xx:xx:xx:xx:xx:xx)" : "";
+}
+
+/* Driver-domain mode's kick vectors: given with ivshmem= (and only then), within the state
+ * device's vectors, and no two clients' ranges overlapping (a kick would wake the wrong queue). */
+static int client_check_kicks(const struct net_client *c, unsigned index)
+{
+	unsigned n = 2 * c->pairs;
+
+	if (!c->ivshmem) {
+		if (c->kick_vector_given) {
+			fprintf(stderr, "ddtk-net: kick-vector= is for the driver domain: it goes with ivshmem=\n");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (!c->kick_vector_given) {
+		fprintf(stderr, "ddtk-net: ivshmem session %u needs kick-vector=V (the state-device vector of its "
+			"first queue's kicks)\n", c->ivshmem);
+		return -EINVAL;
+	}
+	if (n > DDCTL_KICK_VECTORS_MAX - c->kick_vector) {
+		fprintf(stderr, "ddtk-net: ivshmem session %u: kick-vector=%u with %u queue pairs goes past the state "
+			"device's %d vectors\n", c->ivshmem, c->kick_vector, c->pairs, DDCTL_KICK_VECTORS_MAX);
+		return -EINVAL;
+	}
+	for (unsigned j = 0; j < index; j++) {
+		const struct net_client *o = net.clients[j];
+
+		if (o->ivshmem && c->kick_vector < o->kick_vector + 2 * o->pairs && o->kick_vector < c->kick_vector + n) {
+			fprintf(stderr, "ddtk-net: ivshmem sessions %u and %u share kick vectors (%u..%u and %u..%u)\n",
+				o->ivshmem, c->ivshmem, o->kick_vector, o->kick_vector + 2 * o->pairs - 1, c->kick_vector,
+				c->kick_vector + n - 1);
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 static int client_parse(const char *spec)
@@ -1210,6 +1265,8 @@ static int check_clients(void)
 			fprintf(stderr, "ddtk-net: each client needs a MAC (mac=xx:xx:xx:xx:xx:xx)\n");
 			return -EINVAL;
 		}
+		if (client_check_kicks(c, i) < 0)
+			return -EINVAL;
 		if (!c->port.name[0] && snprintf(c->port.name, sizeof(c->port.name), "%s",
 						 c->socket_path[0] ? c->socket_path : "fd") >= (int)sizeof(c->port.name))
 			snprintf(c->port.name, sizeof(c->port.name), "client%u", i);
