@@ -166,3 +166,5 @@ expect_eq "the same DD throughout the hostile modes (boots seen)" \
 for _ in $(seq 150); do "$DDTK" exec b -- 'test -f /root/fio.rc' && break; sleep 2; done
 expect_eq "b's fio beside the hostile front-end" "$(in_vm b 'cat /root/fio.rc')" 0
 expect_match "b's fio error field" "$(in_vm b 'cut -d";" -f5 /root/fio.out')" '^0$'
+# A device given up is no hung back-end: the DD stays healthy (its watchdog petted).
+expect_match "the DD is healthy after the hostile modes" "$(bridge_json)" '"healthy":true'
