@@ -30,6 +30,26 @@ static inline unsigned ddctl_session_net(unsigned client_index) { return 2 * cli
 #define DDCTL_STATE_AREA (UINT64_C(1) << 20)
 #define DDCTL_STATE_SIZE (UINT64_C(32) << 20)   /* a power of two >= (DDCTL_SESSIONS_MAX + 1) areas */
 
+/* Memory in several files (a client with NUMA nodes has one memory backend, so one fd, per node):
+ * file 0 is BAR2 of the session's own device; file k (1..DDCTL_MEM_FILES_MAX-1) is BAR2 of one more
+ * ivshmem-doorbell device (memory only: no peers, its vector unused) whose IVPosition is
+ * ddctl_mem_ivposition(s, k), plugged behind the DD's second hot-plug bridge. In the memory table
+ * the back-end gets, a region's mmap_offset is (k << DDCTL_MEM_FILE_SHIFT) | its offset in file k. */
+#define DDCTL_MEM_FILES_MAX 4
+#define DDCTL_MEM_FILE_SHIFT 48
+#define DDCTL_MEM_IVPOSITION_BASE 1024
+static inline unsigned ddctl_mem_ivposition(unsigned session, unsigned file)
+{
+	return DDCTL_MEM_IVPOSITION_BASE + (session - 1) * (DDCTL_MEM_FILES_MAX - 1) + (file - 1);
+}
+#define DDCTL_MEM_IVPOSITION_LAST (DDCTL_MEM_IVPOSITION_BASE + DDCTL_SESSIONS_MAX * (DDCTL_MEM_FILES_MAX - 1) - 1)
+/* The anchor: one more memory-only device behind the second bridge (the state device's memory),
+ * plugged with the state device and never unplugged while the DD runs. Everything behind a bridge
+ * is one IOMMU group, and the DD's kernel (6.1, intel-iommu) corrupts a list and stops handling
+ * hot-plug when the last device of a group that VFIO holds is removed; the state device is the
+ * first bridge's anchor, this the second's. */
+#define DDCTL_MEM_ANCHOR_IVPOSITION (DDCTL_MEM_IVPOSITION_BASE - 1)
+
 /* Kicks: the state device's own vectors. Queue q of session s is state-device vector
  * spec.kick_vector + q (HELLO's topology says where each session's range starts; the ranges do not
  * overlap and end below DDCTL_KICK_VECTORS_MAX). The bridge owns one eventfd per vector for its

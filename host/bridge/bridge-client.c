@@ -95,26 +95,43 @@ static void mem_unmap(struct bridge_session *s)
 	s->mem_set = false;
 }
 
-/* Records the memory table. All regions must come from one file (QEMU's memfd for the whole RAM),
- * which becomes BAR2 of the session's device; a client whose RAM is several files would need a
- * device per file, which the DD layout has no slots for. */
+/* Records the memory table. Each file the regions come from (QEMU's memfd per memory backend: one,
+ * or one per NUMA node) becomes BAR2 of a device in the DD: file 0 the session's own, file k a
+ * further memory device (ddctl-proto.h). The table the DD's back-end gets (s->mem_msg, and msg
+ * itself for a table passed on) says each region's file in its mmap_offset's top bits. */
 static int handle_mem_table(struct bridge_session *s, struct vu_msg *msg)
 {
 	struct vu_mem mem;
-	struct stat st, st0 = { 0 };
+	struct stat st[VU_MAX_MEM_REGIONS];
+	unsigned file_of[VU_MAX_MEM_REGIONS], first_region[DDCTL_MEM_FILES_MAX], nfiles = 0;
 	int r;
 
 	r = vu_mem_from_msg(&msg->payload.memory, &mem);
 	if (r < 0)
 		return r;
+	if (!msg->nfds || msg->nfds != mem.nregions) {
+		snprintf(s->last_error, sizeof(s->last_error), "%u memory regions with %u fds", mem.nregions, msg->nfds);
+		return -EINVAL;
+	}
 	for (unsigned i = 0; i < msg->nfds; i++) {
-		if (fstat(msg->fds[i], &st) < 0)
+		if (fstat(msg->fds[i], &st[i]) < 0)
 			return -errno;
-		if (i == 0)
-			st0 = st;
-		else if (st.st_dev != st0.st_dev || st.st_ino != st0.st_ino) {
-			snprintf(s->last_error, sizeof(s->last_error),
-				 "the client's memory is in several files; only one is supported");
+		unsigned k = 0;
+		while (k < nfiles && (st[first_region[k]].st_dev != st[i].st_dev || st[first_region[k]].st_ino != st[i].st_ino))
+			k++;
+		if (k == nfiles) {
+			if (nfiles == DDCTL_MEM_FILES_MAX) {
+				snprintf(s->last_error, sizeof(s->last_error),
+					 "the client's memory is in more than %d files", DDCTL_MEM_FILES_MAX);
+				return -EOPNOTSUPP;
+			}
+			first_region[nfiles++] = i;
+		}
+		file_of[i] = k;
+		/* The offset must leave the top bits free for the file number. */
+		if (msg->payload.memory.regions[i].mmap_offset >> DDCTL_MEM_FILE_SHIFT) {
+			snprintf(s->last_error, sizeof(s->last_error), "a memory region at offset %#llx of its file",
+				 (unsigned long long)msg->payload.memory.regions[i].mmap_offset);
 			return -EOPNOTSUPP;
 		}
 	}
@@ -126,19 +143,38 @@ static int handle_mem_table(struct bridge_session *s, struct vu_msg *msg)
 			return r;
 		}
 	}
-	bool same_file = s->mem_fd >= 0 && s->mem_dev == st0.st_dev && s->mem_ino == st0.st_ino;
+	/* The same files in the same order: the devices in the DD stay. */
+	bool same_files = nfiles == s->nfiles && nfiles > 0 && s->mem_fd >= 0 &&
+			  s->mem_dev == st[first_region[0]].st_dev && s->mem_ino == st[first_region[0]].st_ino;
+	for (unsigned k = 1; same_files && k < nfiles; k++)
+		same_files = s->files[k].dev == st[first_region[k]].st_dev && s->files[k].ino == st[first_region[k]].st_ino;
 	mem_unmap(s);
 	s->mem = mem;
+	for (unsigned i = 0; i < msg->payload.memory.nregions; i++)
+		msg->payload.memory.regions[i].mmap_offset |= (uint64_t)file_of[i] << DDCTL_MEM_FILE_SHIFT;
 	s->mem_msg = msg->payload.memory;
 	s->mem_set = true;
-	if (!same_file) {
+	if (!same_files) {
 		close_fd(&s->mem_fd);
-		s->mem_fd = msg->fds[0];
-		msg->fds[0] = -1;
-		s->mem_dev = st0.st_dev;
-		s->mem_ino = st0.st_ino;
-		if (s->device != BRIDGE_DEVICE_NONE) {
-			fprintf(stderr, "ddtk-bridge: session %u (%s): new memory file: re-plugging its device\n", s->id,
+		for (unsigned k = 1; k < DDCTL_MEM_FILES_MAX; k++)
+			close_fd(&s->files[k].fd);
+		for (unsigned k = 0; k < nfiles; k++) {
+			int *fd = k ? &s->files[k].fd : &s->mem_fd;
+			*fd = msg->fds[first_region[k]];
+			msg->fds[first_region[k]] = -1;
+			if (k) {
+				s->files[k].dev = st[first_region[k]].st_dev;
+				s->files[k].ino = st[first_region[k]].st_ino;
+			}
+		}
+		s->mem_dev = st[first_region[0]].st_dev;
+		s->mem_ino = st[first_region[0]].st_ino;
+		s->nfiles = nfiles;
+		bool plugged = s->device != BRIDGE_DEVICE_NONE;
+		for (unsigned k = 1; k < DDCTL_MEM_FILES_MAX; k++)
+			plugged |= s->files[k].device != BRIDGE_DEVICE_NONE;
+		if (plugged) {
+			fprintf(stderr, "ddtk-bridge: session %u (%s): new memory files: re-plugging its devices\n", s->id,
 				s->client_name);
 			s->want_replug = true;
 		}
@@ -620,6 +656,8 @@ int bridge_session_init(struct bridge *b, struct bridge_session *s)
 
 	s->b = b;
 	s->listen_fd = s->conn_fd = s->mem_fd = -1;
+	for (unsigned k = 0; k < DDCTL_MEM_FILES_MAX; k++)
+		s->files[k].fd = -1;
 	s->conn_watch.fn = on_conn;
 	for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
 		s->q[i].kick_fd = s->q[i].call_fd = -1;
@@ -636,15 +674,27 @@ int bridge_session_init(struct bridge *b, struct bridge_session *s)
 	if (r < 0)
 		return r;
 	r = ddtk_bridge_ivshmem_socket(&b->cfg, s->id, path);
-	if (r < 0)
-		return r;
-	return bridge_ivshmem_init(b, &s->iv, s->id, path);
+	if (r == 0)
+		r = bridge_ivshmem_init(b, &s->iv, s->id, path);
+	for (unsigned k = 1; r == 0 && k < DDCTL_MEM_FILES_MAX; k++) {
+		unsigned id = ddctl_mem_ivposition(s->id, k);
+		s->files[k].fd = -1;
+		r = ddtk_bridge_ivshmem_socket(&b->cfg, id, path);
+		if (r == 0)
+			r = bridge_ivshmem_init(b, &s->files[k].iv, id, path);
+		s->files[k].iv.mem_only = true;
+	}
+	return r;
 }
 
 void bridge_session_close(struct bridge_session *s)
 {
 	bridge_client_disconnect(s, NULL);
 	bridge_ivshmem_close(&s->iv);
+	for (unsigned k = 1; k < DDCTL_MEM_FILES_MAX; k++) {
+		bridge_ivshmem_close(&s->files[k].iv);
+		close_fd(&s->files[k].fd);
+	}
 	if (s->listen_fd >= 0) {
 		vu_loop_del(&s->b->loop, &s->listen_watch);
 		close(s->listen_fd);

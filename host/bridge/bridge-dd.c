@@ -277,7 +277,10 @@ void bridge_session_changed(struct bridge_session *s)
 void bridge_session_client_gone(struct bridge_session *s)
 {
 	/* The device in the DD shows memory of a VM that may be gone: take it out. */
-	if (s->built || s->device != BRIDGE_DEVICE_NONE)
+	bool plugged = s->device != BRIDGE_DEVICE_NONE;
+	for (unsigned k = 1; k < DDCTL_MEM_FILES_MAX; k++)
+		plugged |= s->files[k].device != BRIDGE_DEVICE_NONE;
+	if (s->built || plugged)
 		s->want_replug = true;
 	session_lost(s);
 	for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
@@ -297,6 +300,44 @@ static void plug(struct bridge *b, struct bridge_ivshmem *iv, enum bridge_device
 	if (bridge_worker_attach(b, iv->id, xml) == 0)
 		*state = BRIDGE_DEVICE_PLUGGING;
 	free(xml);
+}
+
+/* Plugs the device of s's memory file k into a free slot of the DD's second hot-plug bridge. */
+static void plug_mem(struct bridge *b, struct bridge_session *s, unsigned k)
+{
+	struct bridge_mem_file *f = &s->files[k];
+	struct ddtk_err err = { 0 };
+	unsigned slot = 1;
+	char *xml = NULL;
+
+	while (slot <= VM_DD_MEM_SLOTS && b->mem_slot_used[slot])
+		slot++;
+	if (slot > VM_DD_MEM_SLOTS) {
+		if (!s->last_error[0])
+			snprintf(s->last_error, sizeof(s->last_error), "no free slot for memory file %u", k);
+		return;
+	}
+	if (vm_xml_ivshmem_mem(s->id, k, slot, f->iv.path, &xml, &err) < 0) {
+		fprintf(stderr, "ddtk-bridge: session %u: memory file %u: %s\n", s->id, k, err.msg);
+		return;
+	}
+	f->iv.mem_fd = f->fd;
+	f->iv.vectors = 1;
+	if (bridge_worker_attach(b, f->iv.id, xml) == 0) {
+		f->device = BRIDGE_DEVICE_PLUGGING;
+		f->slot = slot;
+		b->mem_slot_used[slot] = true;
+	}
+	free(xml);
+}
+
+/* Whether every further memory file of s has its device ready in the DD. */
+static bool mem_files_ready(const struct bridge_session *s)
+{
+	for (unsigned k = 1; k < s->nfiles; k++)
+		if (s->files[k].device != BRIDGE_DEVICE_READY)
+			return false;
+	return true;
 }
 
 static bool client_ready(const struct bridge_session *s)
@@ -323,6 +364,13 @@ static void session_tick(struct bridge_session *s, int64_t now)
 		}
 	}
 
+	for (unsigned k = 1; k < s->nfiles && !s->want_replug; k++) {
+		if (s->files[k].device == BRIDGE_DEVICE_PLUGGED && now - s->files[k].plugged_ms > DEVICE_READY_MS) {
+			fprintf(stderr, "ddtk-bridge: session %u (%s): the DD did not take memory file %u's device within "
+				"%d s: re-plugging\n", s->id, s->client_name, k, DEVICE_READY_MS / 1000);
+			s->want_replug = true;
+		}
+	}
 	if (s->device == BRIDGE_DEVICE_PLUGGED && !s->want_replug && now - s->plugged_ms > DEVICE_READY_MS) {
 		/* The agent never reported it bound: plug it again rather than wait forever. */
 		fprintf(stderr, "ddtk-bridge: session %u (%s): the DD did not take device %u within %d s: re-plugging\n",
@@ -347,7 +395,17 @@ static void session_tick(struct bridge_session *s, int64_t now)
 				s->device = BRIDGE_DEVICE_UNPLUGGING;
 			return;
 		}
-		if (s->device != BRIDGE_DEVICE_NONE)
+		bool gone = s->device == BRIDGE_DEVICE_NONE;
+		for (unsigned k = 1; k < DDCTL_MEM_FILES_MAX; k++) {
+			struct bridge_mem_file *f = &s->files[k];
+			if (f->device == BRIDGE_DEVICE_READY || f->device == BRIDGE_DEVICE_PLUGGED) {
+				if (bridge_worker_detach(b, f->iv.id) == 0)
+					f->device = BRIDGE_DEVICE_UNPLUGGING;
+				return;
+			}
+			gone &= f->device == BRIDGE_DEVICE_NONE;
+		}
+		if (!gone)
 			return;
 		s->want_replug = false;
 	}
@@ -363,8 +421,18 @@ static void session_tick(struct bridge_session *s, int64_t now)
 		plug(b, &s->iv, &s->device);
 		return;
 	}
-	if (!s->built && s->dd == BRIDGE_DD_SESSION_RUNNING && s->device == BRIDGE_DEVICE_READY && client_ready(s) &&
-	    now >= s->settle_ms && s->have_protocol_features && !s->waiting_client_reply && !s->parked)
+	/* The further memory files' devices after the session's own, one at a time. */
+	for (unsigned k = 1; s->device != BRIDGE_DEVICE_NONE && k < s->nfiles && client_ready(s); k++) {
+		struct bridge_mem_file *f = &s->files[k];
+		if (f->device == BRIDGE_DEVICE_PLUGGING)
+			return;
+		if (f->device == BRIDGE_DEVICE_NONE && f->fd >= 0 && b->anchor_device == BRIDGE_DEVICE_READY) {
+			plug_mem(b, s, k);
+			return;
+		}
+	}
+	if (!s->built && s->dd == BRIDGE_DD_SESSION_RUNNING && s->device == BRIDGE_DEVICE_READY && mem_files_ready(s) &&
+	    client_ready(s) && now >= s->settle_ms && s->have_protocol_features && !s->waiting_client_reply && !s->parked)
 		session_build(s);
 }
 
@@ -386,6 +454,17 @@ void bridge_dd_tick(struct bridge *b)
 		b->state_iv.mem_fd = b->state_fd;
 		b->state_iv.vectors = bridge_kicks_vectors(b);
 		plug(b, &b->state_iv, &b->state_device);
+	}
+	if (b->state_device == BRIDGE_DEVICE_READY && b->anchor_device == BRIDGE_DEVICE_NONE) {
+		struct ddtk_err err = { 0 };
+		char *xml = NULL;
+		b->anchor_iv.mem_fd = b->state_fd;
+		b->anchor_iv.vectors = 1;
+		if (vm_xml_ivshmem_mem(0, 0, 0, b->anchor_iv.path, &xml, &err) < 0)
+			fprintf(stderr, "ddtk-bridge: the anchor device: %s\n", err.msg);
+		else if (bridge_worker_attach(b, DDCTL_MEM_ANCHOR_IVPOSITION, xml) == 0)
+			b->anchor_device = BRIDGE_DEVICE_PLUGGING;
+		free(xml);
 	}
 	for (unsigned i = 0; i < b->nsessions; i++)
 		session_tick(&b->sessions[i], now);
@@ -419,15 +498,32 @@ void bridge_dd_lost(struct bridge *b, const char *why)
 		s->dd = BRIDGE_DD_SESSION_DOWN;
 		bridge_ivshmem_drop(&s->iv);
 		s->device = BRIDGE_DEVICE_NONE;
+		for (unsigned k = 1; k < DDCTL_MEM_FILES_MAX; k++) {
+			bridge_ivshmem_drop(&s->files[k].iv);
+			s->files[k].device = BRIDGE_DEVICE_NONE;
+			s->files[k].slot = 0;
+		}
 		s->want_replug = s->want_restart = false;
 	}
+	memset(b->mem_slot_used, 0, sizeof(b->mem_slot_used));
 	bridge_ivshmem_drop(&b->state_iv);
 	b->state_device = BRIDGE_DEVICE_NONE;
+	bridge_ivshmem_drop(&b->anchor_iv);
+	b->anchor_device = BRIDGE_DEVICE_NONE;
 }
 
 static struct bridge_session *session_by_id(struct bridge *b, uint32_t id)
 {
 	return id >= 1 && id <= DDCTL_SESSIONS_MAX ? b->by_id[id] : NULL;
+}
+
+/* The session and file k of a further memory file's IVPosition; NULL when id is none. */
+static struct bridge_session *mem_file_by_id(struct bridge *b, uint32_t id, unsigned *ret_k)
+{
+	if (id < DDCTL_MEM_IVPOSITION_BASE || id > DDCTL_MEM_IVPOSITION_LAST)
+		return NULL;
+	*ret_k = (id - DDCTL_MEM_IVPOSITION_BASE) % (DDCTL_MEM_FILES_MAX - 1) + 1;
+	return session_by_id(b, (id - DDCTL_MEM_IVPOSITION_BASE) / (DDCTL_MEM_FILES_MAX - 1) + 1);
 }
 
 static void on_session_state(struct bridge *b, struct bridge_session *s, const struct agent_frame *f)
@@ -521,13 +617,21 @@ static void on_frame(struct bridge *b, const struct agent_frame *f)
 		fprintf(stderr, "ddtk-bridge: driver domain up (boot %016" PRIx64 ", %.*s)\n", boot, (int)(f->len - 8),
 			(const char *)f->payload + 8);
 		break;
-	case DDCTL_MSG_DEVICE_ADDED:
+	case DDCTL_MSG_DEVICE_ADDED: {
+		unsigned k;
+		struct bridge_session *m = mem_file_by_id(b, f->id, &k);
 		if (f->id == DDCTL_STATE_IVPOSITION) {
 			b->state_device = BRIDGE_DEVICE_READY;
+		} else if (f->id == DDCTL_MEM_ANCHOR_IVPOSITION) {
+			b->anchor_device = BRIDGE_DEVICE_READY;
+		} else if (m) {
+			if (m->files[k].device == BRIDGE_DEVICE_PLUGGED || m->files[k].device == BRIDGE_DEVICE_PLUGGING)
+				m->files[k].device = BRIDGE_DEVICE_READY;
 		} else if (s && (s->device == BRIDGE_DEVICE_PLUGGED || s->device == BRIDGE_DEVICE_PLUGGING)) {
 			s->device = BRIDGE_DEVICE_READY;
 		}
 		break;
+	}
 	case DDCTL_MSG_DEVICE_REMOVED:
 		fprintf(stderr, "ddtk-bridge: the DD saw device %u go\n", f->id);
 		break; /* the ivshmem connection's end says the same, for certain */
@@ -602,6 +706,16 @@ static struct bridge_ivshmem *iv_by_id(struct bridge *b, unsigned id, enum bridg
 		*ret_state = &b->state_device;
 		return &b->state_iv;
 	}
+	if (id == DDCTL_MEM_ANCHOR_IVPOSITION) {
+		*ret_state = &b->anchor_device;
+		return &b->anchor_iv;
+	}
+	unsigned k;
+	struct bridge_session *m = mem_file_by_id(b, id, &k);
+	if (m) {
+		*ret_state = &m->files[k].device;
+		return &m->files[k].iv;
+	}
 	struct bridge_session *s = session_by_id(b, id);
 	if (!s)
 		return NULL;
@@ -616,14 +730,22 @@ void bridge_device_attached(struct bridge *b, unsigned id, int result, const cha
 
 	if (!iv || *state != BRIDGE_DEVICE_PLUGGING)
 		return;
+	unsigned k;
+	struct bridge_session *m = mem_file_by_id(b, id, &k);
 	if (result < 0) {
 		fprintf(stderr, "ddtk-bridge: plugging device %u into the DD failed: %s\n", id, error);
 		*state = BRIDGE_DEVICE_NONE;
 		bridge_ivshmem_drop(iv);
+		if (m && m->files[k].slot) {
+			b->mem_slot_used[m->files[k].slot] = false;
+			m->files[k].slot = 0;
+		}
 		return;
 	}
 	*state = BRIDGE_DEVICE_PLUGGED;
-	if (id != DDCTL_STATE_IVPOSITION) {
+	if (m)
+		m->files[k].plugged_ms = bridge_now_ms();
+	if (session_by_id(b, id)) {
 		session_by_id(b, id)->plugged_ms = bridge_now_ms();
 		session_by_id(b, id)->plugs++;
 	}
@@ -645,12 +767,18 @@ void bridge_device_detached(struct bridge *b, unsigned id, int result, const cha
 		*state = BRIDGE_DEVICE_NONE;
 		fprintf(stderr, "ddtk-bridge: device %u is out of the DD\n", id);
 	}
-	if (id != DDCTL_STATE_IVPOSITION) {
-		struct bridge_session *s = session_by_id(b, id);
-		if (s && s->built) {
-			session_lost(s);
-			if (s->dd == BRIDGE_DD_SESSION_RUNNING && bridge_dd_send(b, DDCTL_MSG_SESSION_STOP, s->id, NULL, 0) == 0)
-				s->dd = BRIDGE_DD_SESSION_STOPPING;
-		}
+	unsigned k;
+	struct bridge_session *s = mem_file_by_id(b, id, &k);
+	if (s && *state == BRIDGE_DEVICE_NONE && s->files[k].slot) {
+		b->mem_slot_used[s->files[k].slot] = false;
+		s->files[k].slot = 0;
+	}
+	if (!s)
+		s = session_by_id(b, id);
+	/* Memory the DD's back-end uses went away under it. */
+	if (s && s->built) {
+		session_lost(s);
+		if (s->dd == BRIDGE_DD_SESSION_RUNNING && bridge_dd_send(b, DDCTL_MSG_SESSION_STOP, s->id, NULL, 0) == 0)
+			s->dd = BRIDGE_DD_SESSION_STOPPING;
 	}
 }

@@ -5,7 +5,7 @@
  * client's call eventfds (a Doorbell write in the DD signals the client). The state device's own
  * vectors are the kicks: one eventfd per virtqueue of every session, the bridge's (bridge-kicks.c
  * forwards the clients' kicks to them). The kernel carries every call; a kick passes one bridge
- * thread. */
+ * thread. A further memory file's device gets its memory only (ddctl-proto.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,7 +44,7 @@ static int iv_send(int fd, int64_t value, int passed_fd)
 
 static struct bridge_session *iv_session(struct bridge *b, struct bridge_ivshmem *iv)
 {
-	return iv == &b->state_iv ? NULL : vu_container_of(iv, struct bridge_session, iv);
+	return iv == &b->state_iv || iv->mem_only ? NULL : vu_container_of(iv, struct bridge_session, iv);
 }
 
 /* Peer vector i of session s: queue i's call eventfd. */
@@ -96,7 +96,7 @@ static int send_setup(struct bridge *b, struct bridge_ivshmem *iv)
 		r = send_peer_vectors(b, iv);
 	/* The state device's own vectors, the kicks: QEMU numbers a peer's vectors in the order
 	 * they come. A session's device gets none (see ddctl-proto.h). */
-	for (unsigned i = 0; r == 0 && !s && i < iv->vectors; i++) {
+	for (unsigned i = 0; r == 0 && !s && !iv->mem_only && i < iv->vectors; i++) {
 		int fd = bridge_kicks_vector_fd(b, i);
 		r = fd >= 0 ? iv_send(iv->conn_fd, iv->id, fd) : -ERANGE;
 	}

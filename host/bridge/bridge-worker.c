@@ -138,7 +138,12 @@ static void job_run(struct bridge_worker *w, struct bridge_job *j)
 		}
 		break;
 	case JOB_DETACH:
-		snprintf(alias, sizeof(alias), "ua-ddtk-s%u", j->id);
+		if (j->id >= DDCTL_MEM_IVPOSITION_BASE)
+			snprintf(alias, sizeof(alias), "ua-ddtk-s%u-m%u",
+				 (j->id - DDCTL_MEM_IVPOSITION_BASE) / (DDCTL_MEM_FILES_MAX - 1) + 1,
+				 (j->id - DDCTL_MEM_IVPOSITION_BASE) % (DDCTL_MEM_FILES_MAX - 1) + 1);
+		else
+			snprintf(alias, sizeof(alias), "ua-ddtk-s%u", j->id);
 		/* Returns once the guest was asked; the device is gone when QEMU closes its
 		 * connection to the ivshmem server. */
 		if (virDomainDetachDeviceAlias(dom, alias, VIR_DOMAIN_AFFECT_LIVE) < 0) {

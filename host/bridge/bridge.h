@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "ddctl-proto.h"
+#include "domxml.h"
 #include "vu-loop.h"
 #include "vu-mem.h"
 #include "vu-msg.h"
@@ -78,10 +79,22 @@ struct bridge_ivshmem {
 	int conn_fd;                   /* the DD's QEMU */
 	struct vu_watch conn_watch;
 	int mem_fd;                    /* what BAR2 shows; owned elsewhere */
+	bool mem_only;                 /* a further memory file's device: no vectors sent */
 	unsigned vectors;
 	int dummy_fd;                  /* an eventfd standing in for a vector that has no fd yet */
 	uint32_t peer_id;              /* the client's call vectors' current peer id (DDCTL_PEER_ID_FIRST..) */
 	int64_t poke_at_ms;            /* after a peer id change: signal the calls once (0: none) */
+};
+
+/* A further file of a client's memory (ddctl-proto.h): one more device in the DD. */
+struct bridge_mem_file {
+	int fd;                        /* the client's; -1: none */
+	dev_t dev;
+	ino_t ino;
+	struct bridge_ivshmem iv;      /* IVPosition ddctl_mem_ivposition(session, k) */
+	enum bridge_device_state device;
+	unsigned slot;                 /* its slot of VM_DD_MEM_BUS while plugged; 0: none */
+	int64_t plugged_ms;
 };
 
 struct bridge_session {
@@ -107,9 +120,11 @@ struct bridge_session {
 	uint64_t features;
 	struct vu_mem_table_msg mem_msg;
 	struct vu_mem mem;             /* mapped in the bridge: to read used indexes */
-	int mem_fd;                    /* the client's RAM fd (all regions share it) */
+	int mem_fd;                    /* the client's RAM fd (of file 0: the first region's) */
 	dev_t mem_dev;
 	ino_t mem_ino;
+	unsigned nfiles;               /* files its memory is in: 0 (no table yet) to DDCTL_MEM_FILES_MAX */
+	struct bridge_mem_file files[DDCTL_MEM_FILES_MAX];   /* [1..nfiles): the further ones */
 	struct bridge_queue q[VU_MAX_QUEUES];
 	bool inflight_valid;           /* the state area holds this ring generation's inflight data */
 
@@ -149,6 +164,12 @@ struct bridge {
 	unsigned nsessions;
 	struct bridge_session sessions[DDCTL_SESSIONS_MAX];
 	struct bridge_session *by_id[DDCTL_SESSIONS_MAX + 1];
+
+	/* The DD's second hot-plug bridge (further memory files' devices): its anchor (ddctl-proto.h)
+	 * and the slots in use. */
+	struct bridge_ivshmem anchor_iv;
+	enum bridge_device_state anchor_device;
+	bool mem_slot_used[VM_DD_MEM_SLOTS + 1];
 
 	/* Kick forwarding (bridge-kicks.c): the state device's own vectors. */
 	struct bridge_kicks *kicks;

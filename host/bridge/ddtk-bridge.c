@@ -68,17 +68,17 @@ static void on_status(struct vu_watch *w, uint32_t events)
 #define OUT(...) do { int n_ = snprintf(buf + pos, sizeof(buf) - pos, __VA_ARGS__); \
 		      if (n_ > 0 && (size_t)n_ < sizeof(buf) - pos) pos += (size_t)n_; } while (0)
 	OUT("{\"dd\": {\"connected\": %s, \"boot_id\": \"%016" PRIx64 "\", \"boots_seen\": %u, \"healthy\": %s, "
-	    "\"state_device\": \"%s\"},\n \"sessions\": [",
+	    "\"state_device\": \"%s\", \"anchor_device\": \"%s\"},\n \"sessions\": [",
 	    b->hello_acked ? "true" : "false", b->boot_id, b->dd_boots_seen, b->dd_healthy ? "true" : "false",
-	    device_state_name(b->state_device));
+	    device_state_name(b->state_device), device_state_name(b->anchor_device));
 	for (unsigned i = 0; i < b->nsessions; i++) {
 		const struct bridge_session *s = &b->sessions[i];
 		OUT("%s\n  {\"id\": %u, \"kind\": \"%s\", \"client\": \"%s\", \"client_connected\": %s, "
 		    "\"device\": \"%s\", \"dd_session\": \"%s\", \"served\": %s, \"builds\": %u, \"plugs\": %u, "
-		    "\"kick_vector\": %u, \"kicks\": %" PRIu64 "}",
+		    "\"memory_files\": %u, \"kick_vector\": %u, \"kicks\": %" PRIu64 "}",
 		    i ? "," : "", s->id, s->spec.kind == DDCTL_KIND_BLK ? "blk" : "net", s->client_name,
 		    s->conn_fd >= 0 ? "true" : "false", device_state_name(s->device), dd_session_name(s->dd),
-		    s->built ? "true" : "false", s->builds, s->plugs, s->spec.kick_vector,
+		    s->built ? "true" : "false", s->builds, s->plugs, s->nfiles, s->spec.kick_vector,
 		    bridge_kicks_forwarded(b, s->spec.kick_vector, s->nqueues));
 	}
 	OUT("\n ]}\n");
@@ -255,6 +255,11 @@ int main(int argc, char **argv)
 		r = ddtk_bridge_ivshmem_socket(&b->cfg, DDCTL_STATE_IVPOSITION, iv_path);
 		if (r == 0)
 			r = bridge_ivshmem_init(b, &b->state_iv, DDCTL_STATE_IVPOSITION, iv_path);
+		if (r == 0)
+			r = ddtk_bridge_ivshmem_socket(&b->cfg, DDCTL_MEM_ANCHOR_IVPOSITION, iv_path);
+		if (r == 0)
+			r = bridge_ivshmem_init(b, &b->anchor_iv, DDCTL_MEM_ANCHOR_IVPOSITION, iv_path);
+		b->anchor_iv.mem_only = true;
 	}
 	if (r < 0) {
 		fprintf(stderr, "ddtk-bridge: cannot set up: %s\n", strerror(-r));
@@ -292,6 +297,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < b->nsessions; i++)
 		bridge_session_close(&b->sessions[i]);
 	bridge_ivshmem_close(&b->state_iv);
+	bridge_ivshmem_close(&b->anchor_iv);
 	bridge_kicks_stop(b);
 	unlink(status_path);
 	return 0;

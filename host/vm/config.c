@@ -217,6 +217,7 @@ static int parse_clients(struct ddtk_config *cfg, const char *v, struct ddtk_err
 		snprintf(c->name, sizeof(c->name), "%s", tok);
 		c->memory_mib = 512;
 		c->vcpus = 1;
+		c->numa_nodes = 1;
 		c->vhost_user_blk_queues = 1;
 		c->vhost_user_net_queues = 1;
 		c->volume_queues = 1;
@@ -361,6 +362,8 @@ static int handle_client(struct parse_state *st, const char *client, const char 
 		return parse_vcpus(v, &c->vcpus);
 	if (strcmp(name, "cmdline-append") == 0)
 		return copy_string(c->cmdline_append, sizeof(c->cmdline_append), v);
+	if (strcmp(name, "numa-nodes") == 0)
+		return parse_client_queues(st, client, name, v, DDTK_NUMA_NODES_MAX, "NUMA nodes", &c->numa_nodes);
 	if (strcmp(name, "vhost-user-blk") == 0) {
 		c->vhost_user_blk[0] = '\0';
 		return v[0] ? copy_path(c->vhost_user_blk, sizeof(c->vhost_user_blk), v) : 0;
@@ -566,7 +569,8 @@ int ddtk_bridge_net_socket(const struct ddtk_config *cfg, unsigned client_index,
 int ddtk_bridge_ivshmem_socket(const struct ddtk_config *cfg, unsigned session,
 			       char buf[static DDTK_SOCKET_PATH_MAX])
 {
-	if (session > DDCTL_SESSIONS_MAX) {
+	if (session > DDCTL_SESSIONS_MAX &&
+	    (session < DDCTL_MEM_ANCHOR_IVPOSITION || session > DDCTL_MEM_IVPOSITION_LAST)) {
 		buf[0] = '\0';
 		return -ERANGE;
 	}
@@ -595,8 +599,8 @@ static int check_bridge_paths(const struct ddtk_config *cfg, struct ddtk_err *er
 	char path[DDTK_SOCKET_PATH_MAX], name[DDTK_NAME_MAX + 32] = "";
 	if (ddtk_bridge_status_socket(cfg, path) < 0)
 		snprintf(name, sizeof(name), "bridge.sock");
-	else if (ddtk_bridge_ivshmem_socket(cfg, DDCTL_SESSIONS_MAX, path) < 0)
-		snprintf(name, sizeof(name), "ivshmem-%d.sock", DDCTL_SESSIONS_MAX);
+	else if (ddtk_bridge_ivshmem_socket(cfg, DDCTL_MEM_IVPOSITION_LAST, path) < 0)
+		snprintf(name, sizeof(name), "ivshmem-%d.sock", DDCTL_MEM_IVPOSITION_LAST);
 	for (unsigned i = 0; !name[0] && i < cfg->n_clients; i++) {
 		const struct ddtk_client_config *c = &cfg->clients[i];
 		if (c->volume_mib && ddtk_bridge_blk_socket(cfg, i, path) < 0)
@@ -639,6 +643,10 @@ int ddtk_config_check(const struct ddtk_config *cfg, struct ddtk_err *err)
 {
 	for (unsigned i = 0; i < cfg->n_clients; i++) {
 		const struct ddtk_client_config *c = &cfg->clients[i];
+		if (c->numa_nodes > c->vcpus || c->memory_mib % c->numa_nodes)
+			return ddtk_err_set(err, -EINVAL, "[client.%s] numa-nodes = %u needs at least as many vcpus (%u) and "
+					    "memory (%u MiB) divisible by it", c->name, c->numa_nodes, c->vcpus,
+					    c->memory_mib);
 		if (c->vhost_user_blk[0] && c->volume_mib)
 			return ddtk_err_set(err, -EINVAL, "[client.%s] has both vhost-user-blk and volume: its disk "
 					    "comes from one of them (set the other empty)", c->name);

@@ -19,6 +19,7 @@
 #define DDTK_BOOT_TIMEOUT_MAX 3600
 #define DDTK_NET_QUEUES_MAX 16    /* queue pairs of a client's vhost-user-net or dd-nic NIC */
 #define DDTK_VOLUME_QUEUES_MAX 16 /* queues of a client's volume */
+#define DDTK_NUMA_NODES_MAX 4     /* a client's NUMA nodes (= DDCTL_MEM_FILES_MAX: a file each) */
 #define DDTK_VOLUME_ALIGN (UINT64_C(1) << 20) /* volumes start on MiB boundaries of the DD's disk */
 #define DDTK_IFNAME_MAX 15        /* a host network interface's name (IFNAMSIZ - 1) */
 /* Paths of files under the state folder, and of Unix sockets (sizeof(sun_path), with the NUL). */
@@ -63,6 +64,9 @@ struct ddtk_dd_config {
 struct ddtk_client_config {
 	char name[DDTK_NAME_MAX + 1];
 	unsigned memory_mib, vcpus;
+	/* Guest NUMA nodes, 1..DDTK_NUMA_NODES_MAX: memory and vCPUs split evenly, each node's memory
+	 * its own memfd (vhost-user then sees one file per node). At most vcpus. */
+	unsigned numa_nodes;
 	char cmdline_append[DDTK_CMDLINE_MAX];
 	/* A vhost-user-blk socket (a host-mode ddtk-blk) the client gets as its disk vda; empty: none. */
 	char vhost_user_blk[DDTK_PATH_MAX];
@@ -145,14 +149,15 @@ int ddtk_config_volume(const struct ddtk_config *cfg, unsigned client_index, uin
 
 /* ddtk-bridge's files, from cfg's state-dir and instance. Each writes the path into buf and returns
  * 0, or -ENAMETOOLONG (sockets must also fit a Unix socket address, DDTK_SOCKET_PATH_MAX), -ENOENT
- * for a client index past the list, -ERANGE for a session above DDCTL_SESSIONS_MAX; buf then
+ * for a client index past the list, -ERANGE for an IVPosition that is no device's; buf then
  * holds "". The sockets live in STATE-DIR/INSTANCE/bridge/, a folder of mode 0711 so
  * that QEMU (user libvirt-qemu) reaches them:
  *   ddtk_bridge_dir             STATE-DIR/INSTANCE/bridge
  *   ddtk_bridge_blk_socket      bridge/NAME-blk.sock: client `client_index`'s volume (vhost-user-blk)
  *   ddtk_bridge_net_socket      bridge/NAME-net.sock: its dd-nic (vhost-user-net)
- *   ddtk_bridge_ivshmem_socket  bridge/ivshmem-S.sock: the ivshmem server of session S (0: the
- *                               state device), S <= DDCTL_SESSIONS_MAX
+ *   ddtk_bridge_ivshmem_socket  bridge/ivshmem-P.sock: the ivshmem server of the device with
+ *                               IVPosition P: session P (0: the state device), or a further
+ *                               memory file's (ddctl_mem_ivposition)
  *   ddtk_bridge_status_socket   bridge/bridge.sock: one JSON document per connection, then EOF
  *   ddtk_bridge_pid_file        STATE-DIR/INSTANCE/bridge.pid (written by `ddtk up`)
  *   ddtk_bridge_log_file        STATE-DIR/INSTANCE/bridge.log (its stdout and stderr) */

@@ -103,7 +103,7 @@ static void write_pci_controller(struct xw *x, unsigned index, const char *model
 	xw_end(x);
 }
 
-/* The hot-plug bridge (see VM_DD_HOTPLUG_BUS in domxml.h). Indexes 0-3 are taken here; the root
+/* The hot-plug bridges (see VM_DD_HOTPLUG_BUS in domxml.h). Indexes 0-4 are taken here; the root
  * ports libvirt adds for the virtio devices come after them. */
 static void write_hotplug_controllers(struct xw *x)
 {
@@ -111,6 +111,7 @@ static void write_hotplug_controllers(struct xw *x)
 	write_pci_controller(x, 1, "pcie-root-port", -1, 0);
 	write_pci_controller(x, VM_DD_PCI_BUS, "pcie-to-pci-bridge", 1, 0);
 	write_pci_controller(x, VM_DD_HOTPLUG_BUS, "pci-bridge", VM_DD_ROOT_BUS, VM_DD_HOTPLUG_BRIDGE_SLOT);
+	write_pci_controller(x, VM_DD_MEM_BUS, "pci-bridge", VM_DD_ROOT_BUS, VM_DD_MEM_BRIDGE_SLOT);
 }
 
 /* A host PCI device passed through; guest_slot > 0: at that slot of the DD's root bus. */
@@ -295,8 +296,26 @@ static void write_domain(struct xw *x, const struct vm_spec *s)
 		/* Interrupt remapping needs the split irqchip. */
 		xw_empty(x, "ioapic", "driver", "qemu", XW_END);
 	xw_end(x);
-	if (s->accel == VM_ACCEL_KVM)
-		xw_empty(x, "cpu", "mode", "host-passthrough", XW_END);
+	if (s->accel == VM_ACCEL_KVM || s->numa_nodes > 1) {
+		xw_start(x, "cpu");
+		if (s->accel == VM_ACCEL_KVM)
+			xw_attr(x, "mode", "host-passthrough");
+		if (s->numa_nodes > 1) {
+			/* Each node's memory is a memory backend of its own: one memfd per node. */
+			xw_start(x, "numa");
+			for (unsigned i = 0; i < s->numa_nodes; i++) {
+				unsigned per = s->vcpus / s->numa_nodes, first = i * per;
+				unsigned last = i + 1 == s->numa_nodes ? s->vcpus - 1 : first + per - 1;
+				char id[16], cpus[32], mem[32];
+				snprintf(id, sizeof(id), "%u", i);
+				snprintf(cpus, sizeof(cpus), "%u-%u", first, last);
+				snprintf(mem, sizeof(mem), "%u", s->memory_mib / s->numa_nodes);
+				xw_empty(x, "cell", "id", id, "cpus", cpus, "memory", mem, "unit", "MiB", XW_END);
+			}
+			xw_end(x);
+		}
+		xw_end(x);
+	}
 	xw_empty(x, "clock", "offset", "utc", XW_END);
 	/* A guest that powers off, reboots or panics stops: ddtk (later its supervisor) decides what
 	 * comes next, and a failed boot ends at once instead of looping. */
@@ -409,6 +428,7 @@ uint64_t vm_dd_hotplug_window(const struct ddtk_config *cfg)
 
 struct ivshmem_spec {
 	unsigned session, vectors;
+	unsigned file, slot;             /* file > 0: a further memory file's device, at slot of VM_DD_MEM_BUS */
 	const char *server_path;
 };
 
@@ -416,7 +436,12 @@ static void write_ivshmem(struct xw *x, const void *arg)
 {
 	const struct ivshmem_spec *is = arg;
 	char name[32], alias[40], vectors[16];
-	snprintf(name, sizeof(name), "ddtk-s%u", is->session);
+	if (is->file && !is->session)
+		snprintf(name, sizeof(name), "ddtk-anchor");
+	else if (is->file)
+		snprintf(name, sizeof(name), "ddtk-s%u-m%u", is->session, is->file);
+	else
+		snprintf(name, sizeof(name), "ddtk-s%u", is->session);
 	snprintf(alias, sizeof(alias), "ua-%s", name);
 	snprintf(vectors, sizeof(vectors), "%u", is->vectors);
 	xw_start(x, "shmem");
@@ -427,7 +452,10 @@ static void write_ivshmem(struct xw *x, const void *arg)
 	xw_empty(x, "server", "path", is->server_path, XW_END);
 	xw_empty(x, "msi", "vectors", vectors, "ioeventfd", "on", XW_END);
 	xw_empty(x, "alias", "name", alias, XW_END);
-	write_pci_address(x, VM_DD_HOTPLUG_BUS, is->session == 0 ? DDCTL_STATE_SLOT : is->session);
+	if (is->file)
+		write_pci_address(x, VM_DD_MEM_BUS, is->slot);
+	else
+		write_pci_address(x, VM_DD_HOTPLUG_BUS, is->session == 0 ? DDCTL_STATE_SLOT : is->session);
 	xw_end(x);
 }
 
@@ -442,5 +470,25 @@ int vm_xml_ivshmem(unsigned session, const char *server_path, unsigned vectors, 
 		return ddtk_err_set(err, -EINVAL, "ivshmem device of session %u: the server's path must be absolute",
 				    session);
 	struct ivshmem_spec is = { .session = session, .vectors = vectors, .server_path = server_path };
+	return xml_write(write_ivshmem, &is, "an ivshmem device", ret_xml, err);
+}
+
+int vm_xml_ivshmem_mem(unsigned session, unsigned file, unsigned slot, const char *server_path, char **ret_xml,
+		       struct ddtk_err *err)
+{
+	bool anchor = session == 0 && file == 0;
+	if (anchor)
+		slot = VM_DD_MEM_ANCHOR_SLOT;
+	else if (session < 1 || session > DDCTL_SESSIONS_MAX || file < 1 || file >= DDCTL_MEM_FILES_MAX || slot < 1 ||
+	    slot > VM_DD_MEM_SLOTS)
+		return ddtk_err_set(err, -ERANGE, "memory device %u of session %u at slot %u: out of range (sessions "
+				    "1-%d, files 1-%d, slots 1-%d)", file, session, slot, DDCTL_SESSIONS_MAX,
+				    DDCTL_MEM_FILES_MAX - 1, VM_DD_MEM_SLOTS);
+	if (!server_path || server_path[0] != '/')
+		return ddtk_err_set(err, -EINVAL, "memory device %u of session %u: the server's path must be absolute",
+				    file, session);
+	/* file marks a device behind the second bridge: the anchor's is any non-zero. */
+	struct ivshmem_spec is = { .session = session, .vectors = 1, .file = anchor ? UINT32_MAX : file, .slot = slot,
+				   .server_path = server_path };
 	return xml_write(write_ivshmem, &is, "an ivshmem device", ret_xml, err);
 }

@@ -38,6 +38,12 @@ enum vm_role {
 #define VM_DD_PCI_BUS 2
 #define VM_DD_HOTPLUG_BUS 3
 #define VM_DD_HOTPLUG_BRIDGE_SLOT 0x1e  /* the pci-bridge's slot on VM_DD_ROOT_BUS */
+/* A second pci-bridge like it for the devices of clients' further memory files (ddctl-proto.h),
+ * slots 1..31 handed out by ddtk-bridge as they come. Its own IOMMU group; same window. */
+#define VM_DD_MEM_BUS 4
+#define VM_DD_MEM_BRIDGE_SLOT 0x1d
+#define VM_DD_MEM_SLOTS 30
+#define VM_DD_MEM_ANCHOR_SLOT 31        /* the second bridge's anchor (ddctl-proto.h) */
 #define VM_DD_NIC_SLOT 0x10             /* e1000 or the passed-through NIC, on VM_DD_ROOT_BUS */
 #define VM_DD_WATCHDOG_SLOT 0x11        /* i6300esb, on VM_DD_ROOT_BUS */
 #define VM_DD_DISK_SLOT 0x12            /* a passed-through disk controller, on VM_DD_ROOT_BUS */
@@ -55,6 +61,7 @@ struct vm_spec {
 	enum vm_accel accel;            /* resolved: kvm or tcg */
 	const char *emulator;           /* NULL or "": libvirt's default */
 	unsigned memory_mib, vcpus;
+	unsigned numa_nodes;            /* clients: > 1 splits memory and vCPUs into that many nodes */
 	const char *kernel, *initrd, *cmdline;
 	const char *console_log;        /* file the serial console is logged to */
 	/* Client only: a vhost-user-blk socket for disk vda (NULL or "": none), its queue count. */
@@ -89,4 +96,10 @@ uint64_t vm_dd_hotplug_window(const struct ddtk_config *cfg);
  * -ERANGE for a session above DDCTL_SESSIONS_MAX or vectors out of range. */
 int vm_xml_ivshmem(unsigned session, const char *server_path, unsigned vectors, char **ret_xml,
 		   struct ddtk_err *err);
+/* The <shmem> element of file `file` (1..DDCTL_MEM_FILES_MAX-1) of session `session`'s memory: an
+ * ivshmem-doorbell device (one vector, unused) named ddtk-sS-mK, alias ua-ddtk-sS-mK, at slot
+ * `slot` (1..VM_DD_MEM_SLOTS) of VM_DD_MEM_BUS; session 0, file 0: the anchor, ddtk-anchor at
+ * VM_DD_MEM_ANCHOR_SLOT (slot ignored). -ERANGE for numbers out of range. */
+int vm_xml_ivshmem_mem(unsigned session, unsigned file, unsigned slot, const char *server_path, char **ret_xml,
+		       struct ddtk_err *err);
 const char *vm_role_name(enum vm_role role);

@@ -106,6 +106,7 @@ int vmm_vm_get(const struct vmm *m, const char *vm, struct vmm_vm *ret_vm, struc
 	s->emulator = cfg->emulator;
 	s->memory_mib = client ? client->memory_mib : cfg->dd.memory_mib;
 	s->vcpus = client ? client->vcpus : cfg->dd.vcpus;
+	s->numa_nodes = client ? client->numa_nodes : 1;
 	s->kernel = v->kernel;
 	s->initrd = v->initrd;
 	s->cmdline = v->cmdline;

@@ -7,7 +7,8 @@
 # client's QEMU is replaced (its devices unplugged and plugged anew in the running DD); a front-end
 # writing hostile descriptors through the DD gets its device given up. Through all of it the
 # clients' fio jobs finish with no verify error and no I/O error in their kernels, and every client
-# boot plugs each device once.
+# boot plugs each device once. Client a has two NUMA nodes: its memory is two files, so each of its
+# devices is two ivshmem devices in the DD.
 . "$DDTK_SOURCE_ROOT/tests/lib/vmtest.sh"
 . "$DDTK_SOURCE_ROOT/scripts/lib/peer-net.sh"
 peer_net_names "$INSTANCE"
@@ -22,6 +23,8 @@ disk-size = 512M
 [client.a]
 volume = 128M
 dd-nic = yes
+vcpus = 2
+numa-nodes = 2
 [client.b]
 volume = 128M
 dd-nic = yes
@@ -47,6 +50,8 @@ pass "the DD serves all four devices"
 # Every client boot restarts its disk's rings (SeaBIOS, then Linux): that restarts the DD's session,
 # never its device (an unplug per boot is what QEMU 7.2's ivshmem did not survive under TCG).
 expect_eq "each device plugged once" "$(bridge_json | grep -o '"plugs":[0-9]*' | cut -d: -f2 | tr '\n' ' ')" "1 1 1 1 "
+# a has two NUMA nodes, so its memory is two files: its devices have one more device each in the DD.
+expect_eq "memory files per device" "$(bridge_json | grep -o '"memory_files":[0-9]*' | cut -d: -f2 | tr '\n' ' ')" "2 2 1 1 "
 expect_eq "a's disk (sectors)" "$(in_vm a 'cat /sys/block/vda/size')" $((128 * 2048))
 in_vm a 'ip link set eth0 up && ip addr add 10.77.0.11/24 dev eth0' >/dev/null
 in_vm b 'ip link set eth0 up && ip addr add 10.77.0.12/24 dev eth0' >/dev/null

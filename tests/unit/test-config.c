@@ -277,6 +277,14 @@ static void test_conflicting_devices(void **state)
 	/* One from each is fine. */
 	assert_int_equal(load("[ddtk]\nclients = a\n[client.a]\nvhost-user-blk = /run/a-blk.sock\ndd-nic = yes\n"), 0);
 	assert_int_equal(load("[ddtk]\nclients = a\n[client.a]\nvhost-user-net = /run/a-net.sock\nvolume = 8M\n"), 0);
+	/* NUMA nodes: no more than vCPUs, memory divisible by them, at most DDTK_NUMA_NODES_MAX. */
+	assert_int_equal(load("[ddtk]\nclients = a\n[client.a]\nvcpus = 2\nmemory = 512\nnuma-nodes = 2\n"), 0);
+	assert_int_equal(cfg.clients[0].numa_nodes, 2);
+	assert_true(load("[ddtk]\nclients = a\n[client.a]\nnuma-nodes = 2\n") < 0);
+	assert_non_null(strstr(err.msg, "numa-nodes = 2 needs at least as many vcpus"));
+	assert_true(load("[ddtk]\nclients = a\n[client.a]\nvcpus = 3\nmemory = 500\nnuma-nodes = 3\n") < 0);
+	assert_true(load("[ddtk]\nclients = a\n[client.a]\nvcpus = 8\nnuma-nodes = 5\n") < 0);
+	assert_true(load("[ddtk]\nclients = a\n[client.a]\nnuma-nodes = 0\n") < 0);
 	/* A passed-through NIC has no tap. */
 	assert_true(load("[driver-domain]\nnic = pci:03:00.0\nnic-tap = t0\n") < 0);
 	assert_non_null(strstr(err.msg, "nic-tap is for nic = emulated"));

@@ -154,7 +154,7 @@ static void test_dd_hotplug_bridge(void **state)
 	struct vm_spec s = dd_spec();
 	s.hotplug_window = UINT64_C(4) << 30;
 	struct doc d = build(&s);
-	assert_int_equal(xcount(&d, "/domain/devices/controller[@type='pci']"), 4);
+	assert_int_equal(xcount(&d, "/domain/devices/controller[@type='pci']"), 5);
 	assert_xpath(&d, "/domain/devices/controller[@type='pci'][@index='0']/@model", "pcie-root");
 	assert_xpath(&d, "/domain/devices/controller[@type='pci'][@index='1']/@model", "pcie-root-port");
 	assert_xpath(&d, "/domain/devices/controller[@type='pci'][@index='2']/@model", "pcie-to-pci-bridge");
@@ -166,6 +166,10 @@ static void test_dd_hotplug_bridge(void **state)
 	 * MSI source id of its devices, and every interrupt is dropped. */
 	assert_xpath(&d, "/domain/devices/controller[@index='3']/address/@bus", "0x00");
 	assert_xpath(&d, "/domain/devices/controller[@index='3']/address/@slot", "0x1e");
+	/* The second one, for clients' further memory files, beside it. */
+	assert_xpath(&d, "/domain/devices/controller[@type='pci'][@index='4']/@model", "pci-bridge");
+	assert_xpath(&d, "/domain/devices/controller[@index='4']/address/@bus", "0x00");
+	assert_xpath(&d, "/domain/devices/controller[@index='4']/address/@slot", "0x1d");
 	/* e1000 and watchdog on the root bus: not in the ivshmem devices' IOMMU group, not in their
 	 * slots. */
 	assert_xpath(&d, "/domain/devices/interface/address/@bus", "0x00");
@@ -287,6 +291,34 @@ static void test_ivshmem_device(void **state)
 	assert_int_equal(vm_xml_ivshmem(1, "x.sock", 1, &xml, &err), -EINVAL);
 	assert_int_equal(vm_xml_ivshmem(1, NULL, 1, &xml, &err), -EINVAL);
 	assert_null(xml);
+
+	/* A further memory file's device: behind the second bridge, at the slot given. */
+	assert_int_equal(vm_xml_ivshmem_mem(3, 2, 7, "/s/ivshmem-1031.sock", &xml, &err), 0);
+	d = parse(xml);
+	assert_xpath(&d, "/shmem/@name", "ddtk-s3-m2");
+	assert_xpath(&d, "/shmem/alias/@name", "ua-ddtk-s3-m2");
+	assert_xpath(&d, "/shmem/model/@type", "ivshmem-doorbell");
+	assert_xpath(&d, "/shmem/server/@path", "/s/ivshmem-1031.sock");
+	assert_xpath(&d, "/shmem/address/@bus", "0x04");
+	assert_xpath(&d, "/shmem/address/@slot", "0x07");
+	assert_xpath(&d, "/shmem/msi/@vectors", "1");
+	doc_free(&d);
+	xml = NULL;
+	assert_int_equal(vm_xml_ivshmem_mem(0, 1, 1, "/s/x.sock", &xml, &err), -ERANGE);
+	assert_int_equal(vm_xml_ivshmem_mem(1, 0, 1, "/s/x.sock", &xml, &err), -ERANGE);
+	assert_int_equal(vm_xml_ivshmem_mem(1, DDCTL_MEM_FILES_MAX, 1, "/s/x.sock", &xml, &err), -ERANGE);
+	assert_int_equal(vm_xml_ivshmem_mem(1, 1, 0, "/s/x.sock", &xml, &err), -ERANGE);
+	assert_int_equal(vm_xml_ivshmem_mem(1, 1, VM_DD_MEM_SLOTS + 1, "/s/x.sock", &xml, &err), -ERANGE);
+	assert_int_equal(vm_xml_ivshmem_mem(1, 1, 1, "x.sock", &xml, &err), -EINVAL);
+	assert_null(xml);
+	/* The second bridge's anchor: always in its last slot. */
+	assert_int_equal(vm_xml_ivshmem_mem(0, 0, 5, "/s/ivshmem-1023.sock", &xml, &err), 0);
+	d = parse(xml);
+	assert_xpath(&d, "/shmem/@name", "ddtk-anchor");
+	assert_xpath(&d, "/shmem/alias/@name", "ua-ddtk-anchor");
+	assert_xpath(&d, "/shmem/address/@bus", "0x04");
+	assert_xpath(&d, "/shmem/address/@slot", "0x1f");
+	doc_free(&d);
 }
 
 static void test_dd_passthrough(void **state)
@@ -327,6 +359,21 @@ static void test_client(void **state)
 	assert_xpath(&d, "/domain/devices/channel/target/@name", AGENT_PORT_NAME);
 	assert_int_equal(xcount(&d, "/domain/devices/disk"), 0);
 	assert_int_equal(xcount(&d, "/domain/devices/interface"), 0);
+	assert_int_equal(xcount(&d, "/domain/cpu/numa"), 0);
+	doc_free(&d);
+
+	/* NUMA nodes: memory and vCPUs split evenly, each node's memory a memfd of its own. */
+	s.numa_nodes = 2;
+	s.vcpus = 3;
+	d = build(&s);
+	assert_int_equal(xcount(&d, "/domain/cpu/numa/cell"), 2);
+	assert_xpath(&d, "/domain/cpu/numa/cell[@id='0']/@cpus", "0-0");
+	assert_xpath(&d, "/domain/cpu/numa/cell[@id='1']/@cpus", "1-2");
+	assert_xpath(&d, "/domain/cpu/numa/cell[@id='1']/@unit", "MiB");
+	char half[16];
+	snprintf(half, sizeof(half), "%u", s.memory_mib / 2);
+	assert_xpath(&d, "/domain/cpu/numa/cell[@id='1']/@memory", half);
+	assert_xpath(&d, "/domain/memoryBacking/source/@type", "memfd");
 	doc_free(&d);
 }
 

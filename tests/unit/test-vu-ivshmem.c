@@ -35,7 +35,7 @@
 /* ---- fake devices ---- */
 
 static struct {
-	unsigned opens[DDCTL_SESSIONS_MAX + 1], closes[DDCTL_SESSIONS_MAX + 1];
+	unsigned opens[DDCTL_MEM_IVPOSITION_LAST + 1], closes[DDCTL_MEM_IVPOSITION_LAST + 1];
 	int open_error;                  /* open fails with this when non-zero */
 	bool misreport;                  /* every device reports IVPosition report instead of its own */
 	uint32_t report;
@@ -54,7 +54,8 @@ static int fake_open(unsigned ivposition, struct vu_ivshmem_device *d, char *err
 	struct fake_device *f;
 	uint64_t size = ivposition == DDCTL_STATE_IVPOSITION ? FAKE_STATE_AREAS * DDCTL_STATE_AREA : FAKE_SHM_SIZE;
 
-	assert_true(ivposition <= DDCTL_SESSIONS_MAX);
+	assert_true(ivposition <= DDCTL_SESSIONS_MAX ||
+		    (ivposition >= DDCTL_MEM_IVPOSITION_BASE && ivposition <= DDCTL_MEM_IVPOSITION_LAST));
 	if (fake.open_error) {
 		snprintf(err, errlen, "fake: cannot open %u", ivposition);
 		return fake.open_error;
@@ -540,6 +541,53 @@ static void test_region_bounds(void **state)
 	vu_ivshmem_close(&iv);
 }
 
+/* A client whose memory is several files: file k's regions are in the device of
+ * ddctl_mem_ivposition(session, k), opened when a region needs it and closed on reset. */
+static void test_memory_files(void **state)
+{
+	struct vu_ivshmem iv;
+	struct vu_mem_region r0 = { .size = 8192, .mmap_offset = 4096 };
+	struct vu_mem_region r1 = { .size = 4096, .mmap_offset = (UINT64_C(1) << DDCTL_MEM_FILE_SHIFT) | 8192 };
+	struct vu_mem_region r3 = { .size = FAKE_SHM_SIZE, .mmap_offset = UINT64_C(3) << DDCTL_MEM_FILE_SHIFT };
+	const unsigned m1 = ddctl_mem_ivposition(3, 1), m3 = ddctl_mem_ivposition(3, 3);
+
+	assert_int_equal(m1, DDCTL_MEM_IVPOSITION_BASE + 2 * (DDCTL_MEM_FILES_MAX - 1));
+	session_init(&iv, 3);
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r0, -1), 0);
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r1, -1), 0);
+	assert_int_equal(fake.opens[m1], 1);
+	assert_ptr_equal(r1.host, iv.mem_dev[1].shm + 8192);
+	assert_ptr_not_equal(r1.host, r0.host + 4096);
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r3, -1), 0);
+	assert_int_equal(fake.opens[m3], 1);
+	/* A second region of file 1 uses its open device. */
+	struct vu_mem_region r1b = { .size = 4096, .mmap_offset = (UINT64_C(1) << DDCTL_MEM_FILE_SHIFT) };
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r1b, -1), 0);
+	assert_int_equal(fake.opens[m1], 1);
+	/* Bounds are each file's own; files past the last, and offsets past the shift, are refused. */
+	struct vu_mem_region bad = { .size = 8192, .mmap_offset = (UINT64_C(1) << DDCTL_MEM_FILE_SHIFT) | (FAKE_SHM_SIZE - 4096) };
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &bad, -1), -EINVAL);
+	assert_non_null(strstr(iv.error, "memory file 1"));
+	bad = (struct vu_mem_region){ .size = 4096, .mmap_offset = (uint64_t)DDCTL_MEM_FILES_MAX << DDCTL_MEM_FILE_SHIFT };
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &bad, -1), -EINVAL);
+	assert_non_null(strstr(iv.error, "at most"));
+	bad.mmap_offset = UINT64_MAX;
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &bad, -1), -EINVAL);
+	/* A file whose device cannot be opened fails the region, with the reason. */
+	fake.open_error = -ENODEV;
+	struct vu_mem_region r2 = { .size = 4096, .mmap_offset = UINT64_C(2) << DDCTL_MEM_FILE_SHIFT };
+	assert_int_equal(vu_ivshmem_transport_ops.map_region(&iv, &r2, -1), -ENODEV);
+	assert_non_null(strstr(iv.error, "memory file 2"));
+	fake.open_error = 0;
+	/* Reset closes them all. */
+	vu_ivshmem_transport_ops.reset(&iv);
+	assert_int_equal(fake.closes[m1], 1);
+	assert_int_equal(fake.closes[m3], 1);
+	assert_int_equal(fake.closes[3], 1);
+	vu_ivshmem_close(&iv);
+	assert_int_equal(fake.closes[m1], 1);
+}
+
 static void test_open_failures(void **state)
 {
 	struct vu_ivshmem iv;
@@ -869,6 +917,7 @@ int main(void)
 		T(test_opener_without_broker),
 		T(test_lazy_open_and_reset),
 		T(test_region_bounds),
+		T(test_memory_files),
 		T(test_open_failures),
 		T(test_init_ranges),
 		T(test_kick_fd),

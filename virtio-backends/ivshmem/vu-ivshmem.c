@@ -511,6 +511,13 @@ static int kicks_get(struct vu_ivshmem *iv)
 
 static void session_release(struct vu_ivshmem *iv)
 {
+	for (unsigned k = 1; k < DDCTL_MEM_FILES_MAX; k++) {
+		if (!iv->mem_open[k])
+			continue;
+		opener->close(&iv->mem_dev[k]);
+		memset(&iv->mem_dev[k], 0, sizeof(iv->mem_dev[k]));
+		iv->mem_open[k] = false;
+	}
 	if (iv->kicks_held) {
 		/* The queues have their own copies (closed by the core): these were only the source. */
 		close_all(iv->kick_fds, iv->nkicks);
@@ -571,18 +578,42 @@ static int ivshmem_map_region(void *transport, struct vu_mem_region *r, int fd)
 	ret = session_open(iv);
 	if (ret < 0)
 		return ret;
+	/* Which file (device) the region is in, and where in it. */
+	uint64_t file = r->mmap_offset >> DDCTL_MEM_FILE_SHIFT;
+	uint64_t offset = r->mmap_offset & ((UINT64_C(1) << DDCTL_MEM_FILE_SHIFT) - 1);
+	const struct vu_ivshmem_device *d = &iv->dev;
+	if (file >= DDCTL_MEM_FILES_MAX) {
+		snprintf(iv->error, sizeof(iv->error), "session %u: memory region in file %llu (at most %d files)",
+			 iv->ivposition, (unsigned long long)file, DDCTL_MEM_FILES_MAX);
+		return -EINVAL;
+	}
+	if (file > 0) {
+		unsigned k = (unsigned)file, pos = ddctl_mem_ivposition(iv->ivposition, k);
+		if (!iv->mem_open[k]) {
+			char err[sizeof(iv->error) - 48];
+			err[0] = '\0';
+			ret = device_open(pos, &iv->mem_dev[k], err, sizeof(err));
+			if (ret < 0) {
+				snprintf(iv->error, sizeof(iv->error), "session %u: memory file %u: %s", iv->ivposition, k,
+					 err);
+				return ret;
+			}
+			iv->mem_open[k] = true;
+		}
+		d = &iv->mem_dev[k];
+	}
 	/* vu_mem_from_msg() made sure that the region does not wrap; neither may it leave BAR2. */
-	if (r->mmap_offset > iv->dev.shm_size || r->size > iv->dev.shm_size - r->mmap_offset) {
+	if (offset > d->shm_size || r->size > d->shm_size - offset) {
 		snprintf(iv->error, sizeof(iv->error),
-			 "session %u: memory region of %#llx bytes at offset %#llx is outside BAR2 (%#llx bytes)",
-			 iv->ivposition, (unsigned long long)r->size, (unsigned long long)r->mmap_offset,
-			 (unsigned long long)iv->dev.shm_size);
+			 "session %u: memory region of %#llx bytes at offset %#llx is outside BAR2 of memory "
+			 "file %u (%#llx bytes)", iv->ivposition, (unsigned long long)r->size, (unsigned long long)offset,
+			 (unsigned)file, (unsigned long long)d->shm_size);
 		return -EINVAL;
 	}
 	/* BAR2 stays mapped as long as the device is open: nothing to map or unmap per region. */
 	r->map_base = NULL;
 	r->map_len = 0;
-	r->host = iv->dev.shm + r->mmap_offset;
+	r->host = d->shm + offset;
 	return 0;
 }
 

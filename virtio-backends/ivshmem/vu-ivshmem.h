@@ -69,6 +69,10 @@ struct vu_ivshmem {
 	struct vu_ivshmem_device dev;
 	bool kicks_held;              /* kick_fds[0..nkicks) are open: from the first kick until a reset */
 	int kick_fds[DDCTL_VFIO_KICKS_MAX];
+	/* The client's other memory files (ddctl-proto.h: file k's regions have k in their
+	 * mmap_offset's top bits), opened when a region needs them, closed on reset. */
+	bool mem_open[DDCTL_MEM_FILES_MAX];
+	struct vu_ivshmem_device mem_dev[DDCTL_MEM_FILES_MAX];   /* [0] unused: file 0 is dev */
 	unsigned state_maps;          /* references on the state device: its control block, inflight regions */
 	const uint32_t *peer_word;    /* the session's control block: the Doorbell's peer id */
 	char error[320];              /* why the last operation failed */
