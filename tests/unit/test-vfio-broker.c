@@ -302,32 +302,13 @@ static int read_reply_fds(int c, char *text, size_t cap, int *fds, unsigned max,
 /* The reply on c (which the broker has sent already): its status, text and fd (-1: none). */
 static int read_reply(int c, char *text, size_t cap, int *ret_fd)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 4)];
-		struct cmsghdr align;
-	} control;
-	uint8_t msg[64] = { 0 };
-	struct iovec iov = { .iov_base = msg, .iov_len = sizeof(msg) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
-			     .msg_controllen = sizeof(control.buf) };
-	unsigned nfds = 0;
-	uint32_t le;
-	ssize_t n = recvmsg(c, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	int fds[DDCTL_VFIO_KICKS_MAX + 1];
+	unsigned nfds;
+	int status = read_reply_fds(c, text, cap, fds, DDCTL_VFIO_KICKS_MAX + 1, &nfds);
 
-	assert_true(n >= 4);
-	assert_false(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC));
-	*ret_fd = -1;
-	for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
-		assert_int_equal(h->cmsg_type, SCM_RIGHTS);
-		nfds += (unsigned)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		memcpy(ret_fd, CMSG_DATA(h), sizeof(int));
-	}
 	assert_true(nfds <= 1);
-	assert_true((size_t)n - 4 < cap);
-	memcpy(text, msg + 4, (size_t)n - 4);
-	text[n - 4] = '\0';
-	memcpy(&le, msg, 4);
-	return (int32_t)le32toh(le);
+	*ret_fd = nfds ? fds[0] : -1;
+	return status;
 }
 
 static void same_file(int a, int b)
