@@ -21,6 +21,8 @@
 #                    its result is their sum (one native stream and one host-mode client as before)
 #   --size MIB       each volume, the native region and the host-mode file (default 512); fio's --size
 #   --dd-memory MIB  the DD's memory (default 512: the bench image's initramfs holds fio's libraries)
+#   --dd-poll-us N   the DD's back-ends' --poll-us (kernel command line ddtk.poll-us=N; default: the
+#                    agent's, 50)
 #   --systems LIST   which of native, dd, host to run (default all three)
 #   --perf           after the rounds, one more pass of (b)'s jobs, not counted, with perf recording the
 #                    DD's QEMU and the client's (top symbols in dd-perf-*.txt and the runs file)
@@ -46,9 +48,10 @@ size_mib=512
 dd_memory=512
 systems="native dd host"
 perf=0
+dd_poll_us=
 build=$src/build
 out_dir=
-usage="usage: $0 [--rounds N] [--runtime S] [--soak S] [--clients N] [--size MIB] [--dd-memory MIB] [--systems 'native dd host'] [--perf] [--build DIR] [--out-dir DIR]"
+usage="usage: $0 [--rounds N] [--runtime S] [--soak S] [--clients N] [--size MIB] [--dd-memory MIB] [--dd-poll-us N] [--systems 'native dd host'] [--perf] [--build DIR] [--out-dir DIR]"
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift ;;
@@ -57,6 +60,7 @@ while [ $# -gt 0 ]; do
     --clients) nclients=$2; shift ;;
     --size) size_mib=$2; shift ;;
     --dd-memory) dd_memory=$2; shift ;;
+    --dd-poll-us) dd_poll_us=$2; shift ;;
     --systems) systems=$2; shift ;;
     --perf) perf=1 ;;
     --build) build=$(cd "$2" && pwd); shift ;;
@@ -172,6 +176,7 @@ done
     "$instance" "${DDTK_BENCH_ACCEL:-auto}" "$work/images" "${all_vms[*]}"
   printf '[driver-domain]\nmemory = %s\nnic-tap = %s\ndisk-size = %sM\ndisk-image = %s\n' \
     "$dd_memory" "$PEER_TAP" "$disk_mib" "$work/dd-disk.img"
+  [ -z "$dd_poll_us" ] || printf 'cmdline-append = ddtk.poll-us=%s\n' "$dd_poll_us"
   for c in "${clients[@]}"; do printf '[client.%s]\nvolume = %sM\ndd-nic = yes\n' "$c" "$size_mib"; done
   if want host; then
     printf '[client.%s]\nvhost-user-blk = %s\nvhost-user-net = %s\n' "$hm" "$work/hm-blk.sock" "$work/hm-net.sock"
