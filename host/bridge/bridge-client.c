@@ -103,7 +103,7 @@ static int handle_mem_table(struct bridge_session *s, struct vu_msg *msg)
 {
 	struct vu_mem mem;
 	struct stat st[VU_MAX_MEM_REGIONS];
-	unsigned file_of[VU_MAX_MEM_REGIONS], first_region[DDCTL_MEM_FILES_MAX], nfiles = 0;
+	unsigned file_of[VU_MAX_MEM_REGIONS] = { 0 }, first_region[DDCTL_MEM_FILES_MAX] = { 0 }, nfiles = 0;
 	int r;
 
 	r = vu_mem_from_msg(&msg->payload.memory, &mem);
@@ -150,7 +150,7 @@ static int handle_mem_table(struct bridge_session *s, struct vu_msg *msg)
 		same_files = s->files[k].dev == st[first_region[k]].st_dev && s->files[k].ino == st[first_region[k]].st_ino;
 	mem_unmap(s);
 	s->mem = mem;
-	for (unsigned i = 0; i < msg->payload.memory.nregions; i++)
+	for (unsigned i = 0; i < msg->nfds; i++) /* one per region, checked above */
 		msg->payload.memory.regions[i].mmap_offset |= (uint64_t)file_of[i] << DDCTL_MEM_FILE_SHIFT;
 	s->mem_msg = msg->payload.memory;
 	s->mem_set = true;

@@ -529,7 +529,7 @@ static int path_format(char *buf, size_t cap, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(buf, cap, fmt, ap);
+	int n = vsnprintf(buf, cap, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
 	va_end(ap);
 	if (n < 0 || (size_t)n >= cap) {
 		buf[0] = '\0';

@@ -209,6 +209,8 @@ int vu_ivshmem_broker_ask_kicks(int sock, unsigned first, unsigned count, int *r
 		snprintf(err, errlen, "VFIO broker: %u kick vectors asked for, not 1 to %d", count, DDCTL_VFIO_KICKS_MAX);
 		return -EINVAL;
 	}
+	for (unsigned i = 0; i < DDCTL_VFIO_KICKS_MAX; i++)
+		fds[i] = -1;
 	snprintf(what, sizeof(what), "kick vectors %u..%llu", first, (unsigned long long)first + count - 1);
 	r = broker_exchange(sock, req, sizeof(req), BROKER_KICKS, what, count, fds, bdf, err, errlen);
 	if (r < 0)
