@@ -57,6 +57,14 @@ in_vm a 'ip link set eth0 up && ip addr add 10.77.0.11/24 dev eth0' >/dev/null
 in_vm b 'ip link set eth0 up && ip addr add 10.77.0.12/24 dev eth0' >/dev/null
 expect_match "a pings the peer through the DD" "$(in_vm a "ping -c 3 -W 5 $PEER_IP")" "3 packets received"
 expect_match "a pings b" "$(in_vm a 'ping -c 3 -W 5 10.77.0.12')" "3 packets received"
+# TCP both ways through the DD: a to the peer host, a to b (ddtk-net switches it inside the DD).
+ip netns exec "$PEER_NS" timeout 30 iperf3 -s -1 -B "$PEER_IP" >/dev/null 2>&1 &
+iperf_pid=$!
+in_vm b '(timeout 30 iperf3 -s -1 -B 10.77.0.12 >/dev/null 2>&1 &)' >/dev/null
+sleep 1
+expect_match "iperf3 a -> peer through the DD" "$(in_vm a "iperf3 -c $PEER_IP -t 2 -f m 2>&1 | grep receiver")" "Mbits/sec"
+expect_match "iperf3 a -> b through the DD" "$(in_vm a 'iperf3 -c 10.77.0.12 -t 2 -f m 2>&1 | grep receiver')" "Mbits/sec"
+wait "$iperf_pid" 2>/dev/null || true
 
 # Isolation: a's last sector and b's first are neighbours on the DD's disk.
 in_vm a 'printf "ddtk-a-was-here" | dd of=/dev/vda bs=512 seek=262143 conv=sync,notrunc oflag=direct 2>/dev/null' >/dev/null
