@@ -1,7 +1,8 @@
 /* The bridge's driver-domain side: the control port to ddtk-agent, the devices plugged into the
  * DD through libvirt, and each session's replay — the recorded state of a client's device handed
  * to the DD's back-end as vhost-user messages without fds (memory is BAR2 of the session's
- * ivshmem device, kicks its MSI-X vectors, calls Doorbell writes, inflight the state device). The
+ * ivshmem devices, one per file of the client's memory; kicks are the state device's MSI-X
+ * vectors, calls Doorbell writes, inflight an area of the state device). The
  * DD is not trusted: its replies are checked against what was asked.
  *
  * A device is unplugged only when its memory changes (a new client QEMU) or its client goes: a ring

@@ -1,6 +1,7 @@
 /* ddtk-bridge: owns every client's vhost-user socket, keeps each device's state, and has the
- * back-ends in the driver domain (DD) serve them: client RAM and notifications through one
- * ivshmem-doorbell device per session (the bridge is its ivshmem server), control through
+ * back-ends in the driver domain (DD) serve them: client RAM and calls through an
+ * ivshmem-doorbell device per session (and per further memory file; the bridge is their ivshmem
+ * server), kicks through the state device's vectors (bridge-kicks.c), control through
  * ddtk-agent on the DD's virtio-serial port. When the DD goes away the clients stay connected; the
  * next DD gets their devices re-plugged and their state replayed. */
 #pragma once
