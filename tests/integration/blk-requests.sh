@@ -11,6 +11,7 @@
 # tmpfs one keeps the default: tmpfs does not report its O_DIRECT alignment, so ddtk-blk would
 # ask for 4 KiB blocks, and --check-requests sends single sectors).
 set -euo pipefail
+. "$(dirname "$0")/../lib/stats.sh"
 : "${DDTK_BLK:?DDTK_BLK must name the ddtk-blk binary}"
 : "${VU_BLK_FRONTEND:?VU_BLK_FRONTEND must name the vu-blk-frontend binary}"
 cache=${DDTK_BLK_CACHE:-}
@@ -148,16 +149,7 @@ check_requests() {
 }
 
 # counter EXPORT KEY: one of ddtk-blk's per-export counters, from its stats socket.
-counter() {
-  local json
-  json=$(socat -u "UNIX-CONNECT:$disk/stats.sock" - 2>/dev/null || true)
-  [ -n "$json" ] || json=$(python3 - "$disk/stats.sock" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print(s.recv(1 << 20).decode())
-PY
-)
-  tr -d ' \n' <<<"$json" | grep -o "\"name\":\"$disk/$1.sock\"[^}]*" | grep -o "\"$2\":[0-9]*" | cut -d: -f2
-}
+counter() { stats_counter "$disk/stats.sock" "$disk/$1.sock" "$2"; }
 
 for n in "${names[@]}"; do
   [ "$n" = misaligned ] && continue

@@ -5,6 +5,7 @@
 # spinning on the frames it holds for the stalled client). A client whose frames carry another
 # MAC reaches nobody. No uplink, no root needed.
 set -euo pipefail
+. "$(dirname "$0")/../lib/stats.sh"
 : "${DDTK_NET:?DDTK_NET must name the ddtk-net binary}"
 : "${VU_BLK_FRONTEND:?VU_BLK_FRONTEND must name the synthetic front-end}"
 
@@ -35,16 +36,7 @@ for _ in $(seq 50); do [ -S "$tmp/stats.sock" ] && break; sleep 0.1; done
 # field JSON KEY: a number from the front-end's one-line JSON.
 field() { grep -o "\"$2\": [0-9]*" <<<"$1" | head -n 1 | awk '{ print $2 }'; }
 # counter CLIENT KEY: one of ddtk-net's counters, from its stats socket (read with bash alone).
-counter() {
-  local json
-  json=$(socat -u "UNIX-CONNECT:$tmp/stats.sock" - 2>/dev/null || true)
-  [ -n "$json" ] || json=$(python3 - "$tmp/stats.sock" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print(s.recv(1 << 20).decode())
-PY
-)
-  tr -d ' \n' <<<"$json" | grep -o "\"name\":\"$1\"[^}]*" | grep -o "\"$2\":[0-9]*" | cut -d: -f2
-}
+counter() { stats_counter "$tmp/stats.sock" "$1" "$2"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # b posts its ring once and never reads again, in 600-byte mergeable buffers: a 1514-byte frame

@@ -1168,35 +1168,17 @@ static const char *export_hint(const char *key)
  * device's vectors, and no two exports' ranges overlapping (a kick would wake the wrong queue). */
 static int export_check_kicks(const struct blk_export *exp, unsigned index)
 {
-	if (!exp->ivshmem) {
-		if (exp->kick_vector_given) {
-			fprintf(stderr, "ddtk-blk: kick-vector= is for the driver domain: it goes with ivshmem=\n");
-			return -EINVAL;
-		}
-		return 0;
-	}
-	if (!exp->kick_vector_given) {
-		fprintf(stderr, "ddtk-blk: ivshmem session %u needs kick-vector=V (the state-device vector of its "
-			"first queue's kicks)\n", exp->ivshmem);
-		return -EINVAL;
-	}
-	if (exp->num_queues > DDCTL_KICK_VECTORS_MAX - exp->kick_vector) {
-		fprintf(stderr, "ddtk-blk: ivshmem session %u: kick-vector=%u with %u queues goes past the state "
-			"device's %d vectors\n", exp->ivshmem, exp->kick_vector, exp->num_queues, DDCTL_KICK_VECTORS_MAX);
-		return -EINVAL;
-	}
-	for (unsigned j = 0; j < index; j++) {
+	int r = vu_ivshmem_kicks_check("ddtk-blk", exp->ivshmem, exp->kick_vector_given, exp->kick_vector,
+				       exp->num_queues);
+
+	for (unsigned j = 0; r == 0 && exp->ivshmem && j < index; j++) {
 		const struct blk_export *o = blk.exports[j];
 
-		if (o->ivshmem && exp->kick_vector < o->kick_vector + o->num_queues &&
-		    o->kick_vector < exp->kick_vector + exp->num_queues) {
-			fprintf(stderr, "ddtk-blk: ivshmem sessions %u and %u share kick vectors (%u..%u and %u..%u)\n",
-				o->ivshmem, exp->ivshmem, o->kick_vector, o->kick_vector + o->num_queues - 1,
-				exp->kick_vector, exp->kick_vector + exp->num_queues - 1);
-			return -EINVAL;
-		}
+		if (o->ivshmem)
+			r = vu_ivshmem_kicks_apart("ddtk-blk", o->ivshmem, o->kick_vector, o->num_queues, exp->ivshmem,
+						   exp->kick_vector, exp->num_queues);
 	}
-	return 0;
+	return r;
 }
 
 static int export_parse(const char *spec)

@@ -740,3 +740,34 @@ const struct vu_transport_ops vu_ivshmem_transport_ops = {
 	.reset = ivshmem_reset,
 	.last_error = ivshmem_last_error,
 };
+
+int vu_ivshmem_kicks_check(const char *prog, unsigned session, bool given, unsigned first, unsigned count)
+{
+	if (!session) {
+		if (!given)
+			return 0;
+		fprintf(stderr, "%s: kick-vector= is for the driver domain: it goes with ivshmem=\n", prog);
+		return -EINVAL;
+	}
+	if (!given) {
+		fprintf(stderr, "%s: ivshmem session %u needs kick-vector=V (the state-device vector of its first "
+			"queue's kicks)\n", prog, session);
+		return -EINVAL;
+	}
+	if (first >= DDCTL_KICK_VECTORS_MAX || count > DDCTL_KICK_VECTORS_MAX - first) {
+		fprintf(stderr, "%s: ivshmem session %u: kick-vector=%u with %u virtqueues goes past the state "
+			"device's %d vectors\n", prog, session, first, count, DDCTL_KICK_VECTORS_MAX);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vu_ivshmem_kicks_apart(const char *prog, unsigned s1, unsigned first1, unsigned count1, unsigned s2,
+			   unsigned first2, unsigned count2)
+{
+	if (first2 >= first1 + count1 || first1 >= first2 + count2)
+		return 0;
+	fprintf(stderr, "%s: ivshmem sessions %u and %u share kick vectors (%u..%u and %u..%u)\n", prog, s1, s2,
+		first1, first1 + count1 - 1, first2, first2 + count2 - 1);
+	return -EINVAL;
+}

@@ -85,6 +85,14 @@ int vu_ivshmem_init(struct vu_ivshmem *iv, unsigned ivposition, unsigned kick_ve
 /* Releases the device, the kicks and whatever of the state device the session still holds. */
 void vu_ivshmem_close(struct vu_ivshmem *iv);
 
+/* A back-end's kick-vector= option for a session (ddtk-blk's exports, ddtk-net's clients): given
+ * with ivshmem=S (and only then), its `count` virtqueues' vectors from `first` within
+ * DDCTL_KICK_VECTORS_MAX. Prints why not (prefixed with prog) and returns -EINVAL. */
+int vu_ivshmem_kicks_check(const char *prog, unsigned session, bool given, unsigned first, unsigned count);
+/* Two sessions' kick ranges must not overlap (a kick would wake the wrong queue): -EINVAL, printed. */
+int vu_ivshmem_kicks_apart(const char *prog, unsigned s1, unsigned first1, unsigned count1, unsigned s2,
+			   unsigned first2, unsigned count2);
+
 /* The VFIO broker's socket: $DDTK_VFIO_SOCKET when set (tests), else DDCTL_VFIO_SOCKET. */
 const char *vu_ivshmem_broker_socket(void);
 

@@ -1189,36 +1189,16 @@ static const char *client_hint(const char *key)
  * device's vectors, and no two clients' ranges overlapping (a kick would wake the wrong queue). */
 static int client_check_kicks(const struct net_client *c, unsigned index)
 {
-	unsigned n = 2 * c->pairs;
+	int r = vu_ivshmem_kicks_check("ddtk-net", c->ivshmem, c->kick_vector_given, c->kick_vector, 2 * c->pairs);
 
-	if (!c->ivshmem) {
-		if (c->kick_vector_given) {
-			fprintf(stderr, "ddtk-net: kick-vector= is for the driver domain: it goes with ivshmem=\n");
-			return -EINVAL;
-		}
-		return 0;
-	}
-	if (!c->kick_vector_given) {
-		fprintf(stderr, "ddtk-net: ivshmem session %u needs kick-vector=V (the state-device vector of its "
-			"first queue's kicks)\n", c->ivshmem);
-		return -EINVAL;
-	}
-	if (n > DDCTL_KICK_VECTORS_MAX - c->kick_vector) {
-		fprintf(stderr, "ddtk-net: ivshmem session %u: kick-vector=%u with %u queue pairs goes past the state "
-			"device's %d vectors\n", c->ivshmem, c->kick_vector, c->pairs, DDCTL_KICK_VECTORS_MAX);
-		return -EINVAL;
-	}
-	for (unsigned j = 0; j < index; j++) {
+	for (unsigned j = 0; r == 0 && c->ivshmem && j < index; j++) {
 		const struct net_client *o = net.clients[j];
 
-		if (o->ivshmem && c->kick_vector < o->kick_vector + 2 * o->pairs && o->kick_vector < c->kick_vector + n) {
-			fprintf(stderr, "ddtk-net: ivshmem sessions %u and %u share kick vectors (%u..%u and %u..%u)\n",
-				o->ivshmem, c->ivshmem, o->kick_vector, o->kick_vector + 2 * o->pairs - 1, c->kick_vector,
-				c->kick_vector + n - 1);
-			return -EINVAL;
-		}
+		if (o->ivshmem)
+			r = vu_ivshmem_kicks_apart("ddtk-net", o->ivshmem, o->kick_vector, 2 * o->pairs, c->ivshmem,
+						   c->kick_vector, 2 * c->pairs);
 	}
-	return 0;
+	return r;
 }
 
 static int client_parse(const char *spec)
