@@ -23,6 +23,16 @@ esac
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 note() { echo "note: $*"; }
+# log_wait REGEX: ddtk-blk's log reaches its file through a pipe (head), a moment after ddtk-blk
+# wrote it: wait up to 5 s for a matching line.
+log_wait() {
+  local _
+  for _ in $(seq 50); do
+    grep -q "$1" "$disk/ddtk-blk.log" && return 0
+    sleep 0.1
+  done
+  return 1
+}
 
 [ -d /dev/shm ] && [ -w /dev/shm ] || fail "/dev/shm is not a writable directory"
 shm=$(mktemp -d /dev/shm/ddtk-blk-requests.XXXXXX)
@@ -215,7 +225,7 @@ if [ -n "$tmpfs_direct" ]; then
   if [ $rc -ne 0 ] || ! grep -q '"outcome":"ioerr","expected":"ioerr"' <<<"$out"; then
     fail "misaligned: requests that are not whole 4 KiB blocks were not all refused (exit $rc)"
   fi
-  grep -q "\[$disk/misaligned.sock\]: .* refused: O_DIRECT on .* needs multiples of 4096 bytes" "$disk/ddtk-blk.log" ||
+  log_wait "\[$disk/misaligned.sock\]: .* refused: O_DIRECT on .* needs multiples of 4096 bytes" ||
     fail "misaligned: no log line refusing a request that is not whole 4 KiB blocks"
   refused=$(( $(counter misaligned errors) - errors_before ))
   [ "$refused" -eq 4 ] || fail "misaligned: $refused requests ended with an error, expected 4"
