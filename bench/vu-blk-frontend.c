@@ -1152,6 +1152,8 @@ static void usage(FILE *f)
 		"  --list-hostile      print the hostile modes, one a line, and exit\n"
 		"  --warmup SECONDS    with --hostile: first wait up to SECONDS for one good read to complete\n"
 		"                      (a device served from a driver domain is there only once it is plugged)\n"
+		"  --wait-ms MS        with --hostile: how long the device gets to use requests or answer before\n"
+		"                      it counts as having given up (default 2000; more for a loaded machine)\n"
 		"  --check-requests    do the handshake (also negotiating DISCARD and WRITE_ZEROES), then send every\n"
 		"                      request type ddtk-blk supports and check the results byte for byte: FLUSH,\n"
 		"                      GET_ID, a pattern over the first MiB and the last 64 KiB, DISCARD and\n"
@@ -1194,7 +1196,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	enum { OPT_SOCKET = 256, OPT_RW, OPT_BS, OPT_IODEPTH, OPT_QUEUES, OPT_QUEUE_SIZE, OPT_RUNTIME, OPT_IOS,
 	       OPT_SIZE, OPT_VERIFY, OPT_BACKEND_PID, OPT_NO_INDIRECT, OPT_NO_EVENT_IDX, OPT_CONNECT_TIMEOUT,
 	       OPT_SEED, OPT_NO_REPLY_ACK, OPT_HOSTILE, OPT_EXPECT, OPT_LIST_HOSTILE, OPT_CHECK_REQUESTS,
-	       OPT_EXPECT_SERIAL, OPT_EXPECT_READ_ONLY, OPT_WARMUP, OPT_HELP };
+	       OPT_EXPECT_SERIAL, OPT_EXPECT_READ_ONLY, OPT_WARMUP, OPT_WAIT_MS, OPT_HELP };
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "rw", required_argument, NULL, OPT_RW },
@@ -1216,6 +1218,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "expect", required_argument, NULL, OPT_EXPECT },
 		{ "list-hostile", no_argument, NULL, OPT_LIST_HOSTILE },
 		{ "warmup", required_argument, NULL, OPT_WARMUP },
+		{ "wait-ms", required_argument, NULL, OPT_WAIT_MS },
 		{ "check-requests", no_argument, NULL, OPT_CHECK_REQUESTS },
 		{ "expect-serial", required_argument, NULL, OPT_EXPECT_SERIAL },
 		{ "expect-read-only", no_argument, NULL, OPT_EXPECT_READ_ONLY },
@@ -1325,6 +1328,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 				name = "--warmup (1..600 seconds)";
 			o->warmup_s = (unsigned)v;
 			break;
+		case OPT_WAIT_MS:
+			if (parse_u64(optarg, false, &v) < 0 || v < 100 || v > 600000)
+				name = "--wait-ms (100..600000)";
+			o->wait_ms = (unsigned)v;
+			break;
 		case OPT_CHECK_REQUESTS:
 			o->check_requests = true;
 			break;
@@ -1352,8 +1360,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		usage(stderr);
 		return -EINVAL;
 	}
-	if ((o->hostile_expect >= 0 || o->warmup_s) && o->hostile < 0) {
-		fprintf(stderr, "vu-blk-frontend: --expect and --warmup need --hostile\n");
+	if ((o->hostile_expect >= 0 || o->warmup_s || o->wait_ms) && o->hostile < 0) {
+		fprintf(stderr, "vu-blk-frontend: --expect, --warmup and --wait-ms need --hostile\n");
 		return -EINVAL;
 	}
 	if ((o->expect_serial || o->expect_read_only) && !o->check_requests) {

@@ -43,6 +43,7 @@ struct options {
 	int hostile;		/* a hostile mode (fe_hostile_mode_parse), -1 for a normal run */
 	int hostile_expect;	/* the outcome --expect requires, -1 for the mode's own */
 	unsigned warmup_s;	/* --warmup: wait this long for one good read before misbehaving */
+	unsigned wait_ms;	/* --wait-ms: how long a hostile mode waits for the device (0: its default) */
 	bool check_requests;
 	const char *expect_serial;	/* --expect-serial, NULL when not given */
 	bool expect_read_only;

@@ -11,7 +11,7 @@
 
 #include "vu-blk-frontend.h"
 
-#define HOSTILE_WAIT_MS 2000		/* a request the device does not complete in 2 s: it gave up */
+#define HOSTILE_WAIT_MS 2000		/* a request the device does not complete in 2 s: it gave up (--wait-ms) */
 #define HOSTILE_MAX_REQS 8
 #define HOSTILE_REQ_SPAN 8192u		/* guest memory per request: header and status, then data */
 #define HOSTILE_DATA_OFF 4096u
@@ -190,13 +190,13 @@ static void hreq_chain(struct hostile *h, struct hreq *r, uint16_t base)
 	r->head = base;
 }
 
-/* Waits until every request was used or wait_ms (await_used: HOSTILE_WAIT_MS) have passed; consumes the used entries.
+/* Waits until every request was used or limit_ms (await_used: wait_ms()) have passed; consumes the used entries.
  * Returns how many requests completed, or -ECONNRESET, -EPROTO (fe_socket_state) or -EBADMSG (a
  * used entry that is not a request in flight). */
-static int await_used_for(struct hostile *h, uint64_t wait_ms)
+static int await_used_for(struct hostile *h, uint64_t limit_ms)
 {
 	struct vq *vq = h->vq;
-	uint64_t deadline = now_ns() + wait_ms * 1000000ull;
+	uint64_t deadline = now_ns() + limit_ms * 1000000ull;
 	unsigned completed = 0;
 
 	for (;;) {
@@ -235,9 +235,15 @@ static int await_used_for(struct hostile *h, uint64_t wait_ms)
 	}
 }
 
+/* How long the device gets: --wait-ms, else HOSTILE_WAIT_MS. */
+static unsigned wait_ms(const struct hostile *h)
+{
+	return h->fe->opt.wait_ms ? h->fe->opt.wait_ms : HOSTILE_WAIT_MS;
+}
+
 static int await_used(struct hostile *h)
 {
-	return await_used_for(h, HOSTILE_WAIT_MS);
+	return await_used_for(h, wait_ms(h));
 }
 
 static const char *status_name(uint8_t s)
@@ -281,11 +287,11 @@ static void judge_requests(struct hostile *h)
 		enum outcome o = ping(h);
 
 		if (o == OUT_ACCEPTED)
-			set_outcome(h, OUT_DEVICE_BROKEN, "%d of %u request(s) used within %d ms; the back-end still "
-				    "answers GET_FEATURES", n, h->nreqs, HOSTILE_WAIT_MS);
+			set_outcome(h, OUT_DEVICE_BROKEN, "%d of %u request(s) used within %u ms; the back-end still "
+				    "answers GET_FEATURES", n, h->nreqs, wait_ms(h));
 		else
-			set_outcome(h, o, "%d of %u request(s) used within %d ms, then GET_FEATURES: %s", n, h->nreqs,
-				    HOSTILE_WAIT_MS, h->fe->err);
+			set_outcome(h, o, "%d of %u request(s) used within %u ms, then GET_FEATURES: %s", n, h->nreqs,
+				    wait_ms(h), h->fe->err);
 		return;
 	}
 	for (unsigned i = 0; i < h->nreqs; i++) {
@@ -358,7 +364,7 @@ static void run_garbage(struct hostile *h)
 		set_outcome(h, OUT_FRONTEND_ERROR, "send: %s", strerror(errno));
 		return;
 	}
-	uint64_t deadline = now_ns() + HOSTILE_WAIT_MS * 1000000ull;
+	uint64_t deadline = now_ns() + wait_ms(h) * 1000000ull;
 	while (now_ns() < deadline) {
 		struct pollfd pfd = { .fd = fe->sock, .events = POLLIN };
 		uint8_t junk[64];
@@ -375,8 +381,8 @@ static void run_garbage(struct hostile *h)
 			return;
 		}
 	}
-	set_outcome(h, OUT_ACCEPTED, "the connection stayed open %d ms after a header announcing %u payload bytes",
-		    HOSTILE_WAIT_MS, hdr.size);
+	set_outcome(h, OUT_ACCEPTED, "the connection stayed open %u ms after a header announcing %u payload bytes",
+		    wait_ms(h), hdr.size);
 }
 
 static uint32_t mem_table_size(unsigned nregions)

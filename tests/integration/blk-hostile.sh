@@ -42,6 +42,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# Alive and not a zombie: a ddtk-blk that crashed is a pid until it is reaped.
+blk_alive() { [ -r "/proc/$blk_pid/stat" ] && ! grep -Eq '^[0-9]+ \(.*\) [ZX] ' "/proc/$blk_pid/stat"; }
 pass() { echo "ok: $*"; }
 
 # Guard | volume A | guard | volume B | guard, 4 MiB of guard each, 16 MiB volumes.
@@ -104,7 +106,7 @@ for mode in $modes; do
   grep -q "^{\"mode\":\"$mode\",\"outcome\":" <<<"$out" || fail "$mode: no JSON line from the front-end (exit $rc)"
   [ $rc -eq 0 ] || failed="$failed $mode"
   # Every later mode would only wait out its timeouts on a back-end that is stuck or gone.
-  if grep -Eq '"outcome":"(hung|backend-died)"' <<<"$out" || ! kill -0 "$blk_pid" 2>/dev/null; then
+  if grep -Eq '"outcome":"(hung|backend-died)"' <<<"$out" || ! blk_alive; then
     fail "ddtk-blk is stuck or gone after mode $mode"
   fi
 done
@@ -135,7 +137,7 @@ if grep '^{' "$tmp/good.json" | grep -vq '"errors": 0,'; then
 fi
 pass "export A: $runs runs (verify, random writes, verify), no error"
 
-kill -0 "$blk_pid" 2>/dev/null || fail "ddtk-blk died"
+blk_alive || fail "ddtk-blk died"
 pass "ddtk-blk is alive"
 trouble=$(grep -F "[$sock_a]" "$tmp/ddtk-blk.log" | grep -E 'broken|rejected|bad message|cannot' || true)
 [ -z "$trouble" ] || fail "ddtk-blk reports trouble on export A: $(head -n 3 <<<"$trouble")"

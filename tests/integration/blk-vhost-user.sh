@@ -89,11 +89,12 @@ for _ in $(seq 100); do
   [ "$(grep -c 'front-end connected' "$TEST_TMP/ddtk-blk.log")" -ge 2 ] && break
   sleep 0.1
 done
+[ "$(grep -c 'front-end connected' "$TEST_TMP/ddtk-blk.log")" -ge 2 ] || fail "QEMU did not reconnect to the new ddtk-blk"
 in_vm a "dmesg -c >/dev/null; (fio --name=crash $fio_common --rw=randwrite --bs=4k --iodepth=8 --size=96M --offset=0 \
   > /root/fio.out 2>&1; echo \$? > /root/fio.rc) >/dev/null 2>&1 &" >/dev/null
 # Kill only once the guest has writes in flight (fio under TCG takes a while to start).
 for _ in $(seq 120); do
-  inflight=$("$DDTK" exec a -- 'cat /sys/block/vda/inflight' | awk '{print $2}')
+  inflight=$("$DDTK" exec a -- 'cat /sys/block/vda/inflight' | awk '{print $2}' || true)
   [ "${inflight:-0}" -gt 0 ] && break
   sleep 0.5
 done

@@ -111,9 +111,13 @@ def main():
             proc.kill()
             proc.wait()
         for pid in backend_pids(log).values():
+            # Only a back-end of ours: the pid may be gone and reused by now.
             try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    if b"ddtk-" not in f.read().split(b"\0")[0]:
+                        continue
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except (FileNotFoundError, ProcessLookupError):
                 pass
         subprocess.run(["rm", "-rf", tmp])
 
@@ -210,7 +214,9 @@ def run_checks(b, proc, log, run, master):
     os.kill(pids["blk"], signal.SIGKILL)
     for s in (1, 3):
         st, err, why = b.state(s)
-        if st != FAILED or "killed by signal 9" not in why:
+        # The report names the exit when the agent hears of it within its grace time after
+        # the socket closed (SESSION_BROKEN_GRACE_MS); on a loaded machine it may say only that.
+        if st != FAILED or ("killed by signal 9" not in why and "closed the connection" not in why):
             fail("session %d after kill -9 of ddtk-blk: %d %d %s" % (s, st, err, why))
     ok("kill -9 of ddtk-blk: sessions 1 and 3 FAILED (%s)" % why)
     b.health(1, timeout=8)
@@ -285,15 +291,20 @@ def run_checks(b, proc, log, run, master):
         rc = proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         fail("the agent does not exit on SIGTERM")
-    time.sleep(0.5)
-    alive = []
-    for kind, pid in new.items():
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
-                    alive.append(kind)
-        except FileNotFoundError:
-            pass
+    # The agent signals its back-ends and exits; they go a moment later (5 s at most).
+    end = time.monotonic() + 5
+    while True:
+        alive = []
+        for kind, pid in new.items():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                        alive.append(kind)
+            except FileNotFoundError:
+                pass
+        if not alive or time.monotonic() >= end:
+            break
+        time.sleep(0.1)
     if rc != 0 or alive:
         fail("SIGTERM: exit %d, back-ends still running: %r" % (rc, alive))
     ok("SIGTERM: exit 0, back-ends stopped")

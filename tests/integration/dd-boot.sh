@@ -8,7 +8,8 @@ write_config "clients ="
 expect_eq "dd state" "$("$DDTK" status | awk '$1 == "dd" { print $4 }')" running
 
 expect_eq "eth0 driver" "$(in_vm dd 'basename $(readlink /sys/class/net/eth0/device/driver)')" e1000
-expect_eq "eth0 operstate" "$(in_vm dd 'cat /sys/class/net/eth0/operstate')" up
+# The e1000 carrier comes a moment after init sets the link up.
+expect_eq "eth0 operstate" "$(in_vm dd 'for i in $(seq 50); do [ "$(cat /sys/class/net/eth0/operstate)" = up ] && break; sleep 0.1; done; cat /sys/class/net/eth0/operstate')" up
 expect_match "sda controller" "$(in_vm dd 'readlink -f /sys/block/sda')" "/ata[0-9]+/"
 expect_eq "sda's PCI driver" \
   "$(in_vm dd 'd=$(readlink -f /sys/block/sda); while [ ! -e $d/driver ] || [ $(basename $(readlink $d/driver)) = sd ]; do d=${d%/*}; done; basename $(readlink $d/driver)')" ahci

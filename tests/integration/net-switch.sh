@@ -11,10 +11,9 @@ set -euo pipefail
 
 tmp=$(mktemp -d /tmp/ddtk-net-switch.XXXXXX)
 net_pid=
-pids=()
 cleanup() {
   local rc=$?
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in $(jobs -p); do kill "$p" 2>/dev/null || true; done
   if [ -n "$net_pid" ]; then kill "$net_pid" 2>/dev/null || true; wait "$net_pid" 2>/dev/null || true; fi
   if [ $rc -ne 0 ] && [ -f "$tmp/ddtk-net.log" ]; then echo "--- ddtk-net log"; tail -n 30 "$tmp/ddtk-net.log"; fi
   rm -rf "$tmp"
@@ -23,6 +22,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
+note() { echo "note: $*"; }
 
 mac_a=02:dd:00:00:01:0a mac_b=02:dd:00:00:01:0b mac_c=02:dd:00:00:01:0c mac_d=02:dd:00:00:01:0d
 "$DDTK_NET" --stats-socket "$tmp/stats.sock" \
@@ -44,12 +44,21 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 "$VU_BLK_FRONTEND" net --socket "$tmp/b.sock" --mac "$mac_b" --no-tx --no-rx-refill --mrg-rxbuf --rx-buf-len 600 \
   --seconds 9 --json \
   > "$tmp/b.json" 2>"$tmp/b.err" &
-pids+=($!)
 b_pid=$!
 "$VU_BLK_FRONTEND" net --socket "$tmp/c.sock" --mac "$mac_c" --no-tx --seconds 5 --json > "$tmp/c.json" 2>"$tmp/c.err" &
-pids+=($!)
 c_pid=$!
-sleep 0.5
+# a floods only once b's and c's rings are up (their links on), else b would miss its frames.
+links_up() {
+  local j _
+  for _ in $(seq 100); do
+    j=$(stats_json "$tmp/stats.sock")
+    grep -q "\"name\":\"$1\"[^}]*\"link\":true" <<<"$j" && { [ -z "${2:-}" ] ||
+      grep -q "\"name\":\"$2\"[^}]*\"link\":true" <<<"$j"; } && return 0
+    sleep 0.1
+  done
+  return 1
+}
+links_up b c || fail "the links of b and c did not come up: $(stats_json "$tmp/stats.sock")"
 a_out=$("$VU_BLK_FRONTEND" net --socket "$tmp/a.sock" --mac "$mac_a" --dst ff:ff:ff:ff:ff:ff --frame-size 1514 \
   --seconds 2 --json) || fail "front-end a failed"
 sent=$(field "$a_out" frames)
@@ -57,8 +66,10 @@ sent=$(field "$a_out" frames)
 pass "a flooded $sent broadcasts"
 wait "$c_pid" || fail "front-end c failed: $(cat "$tmp/c.err")"
 c_rx=$(field "$(cat "$tmp/c.json")" rx_frames)
-# c shares two cores with a, b and ddtk-net and may fall behind now and then: most must arrive.
-[ $((c_rx * 2)) -ge "$sent" ] || fail "c received $c_rx of $sent broadcasts: the stalled client held it up"
+# c shares two cores with a, b and ddtk-net (ASan builds too) and may fall behind now and then;
+# one held up by b would get at most a ring's worth (256 frames).
+[ $((c_rx * 10)) -ge "$sent" ] || fail "c received $c_rx of $sent broadcasts: the stalled client held it up"
+[ $((c_rx * 10)) -ge $((sent * 9)) ] || note "c received only $c_rx of $sent broadcasts (a loaded machine?)"
 pass "c received $c_rx of $sent broadcasts while b was stalled"
 b_dropped=$(counter b rx_dropped)
 [ "${b_dropped:-0}" -gt 0 ] || fail "no drop counted for stalled b (rx_dropped ${b_dropped:-?})"
@@ -77,9 +88,8 @@ pass "b received $b_rx frames (its one ring's worth)"
 
 # d sends as a_mac: ddtk-net is configured with mac_d for it, so every frame is forged.
 "$VU_BLK_FRONTEND" net --socket "$tmp/c.sock" --mac "$mac_c" --no-tx --seconds 3 --json > "$tmp/c2.json" 2>&1 &
-pids+=($!)
 c_pid=$!
-sleep 0.5
+links_up c || fail "c's link did not come up again: $(stats_json "$tmp/stats.sock")"
 d_out=$("$VU_BLK_FRONTEND" net --socket "$tmp/d.sock" --mac "$mac_a" --dst ff:ff:ff:ff:ff:ff --seconds 1 --json) ||
   fail "front-end d failed"
 wait "$c_pid" || true

@@ -45,9 +45,14 @@ net_pid=$!
 for _ in $(seq 100); do [ -S "$TEST_TMP/b-net.sock" ] && break; sleep 0.1; done
 [ -S "$TEST_TMP/b-net.sock" ] || fail "ddtk-net did not start: $(cat "$TEST_TMP/ddtk-net.log")"
 
-# counter CLIENT FIELD: one of ddtk-net's per-client counters, from its stats socket.
+# counter CLIENT FIELD: one of ddtk-net's per-client counters, from its stats socket (retried:
+# with two TCG guests on the cores ddtk-net may answer late).
+. "$DDTK_SOURCE_ROOT/tests/lib/stats.sh"
 counter() {
-  socat -u "UNIX-CONNECT:$stats" - | tr -d ' \n' | grep -o "\"name\":\"$1\"[^}]*" | grep -o "\"$2\":[0-9]*" | cut -d: -f2
+  local v
+  v=$(stats_counter "$stats" "$1" "$2" || true)
+  [ -n "$v" ] || fail "ddtk-net's stats socket gave no $2 for $1"
+  echo "$v"
 }
 
 write_config "clients = a b"
@@ -93,25 +98,28 @@ down_mbps=$(in_vm a "iperf3 -c $ip_peer -t 4 -R -f m | grep receiver" | mbps)
 [ "${down_mbps:-0}" -gt 0 ] || fail "iperf3 peer -> a moved nothing"
 pass "iperf3 peer -> a: $down_mbps Mbit/s"
 in_vm b "iperf3 -s -D -B $ip_b" >/dev/null
+listen_wait_vm b
 c2c_mbps=$(in_vm a "iperf3 -c $ip_b -t 4 -f m | grep receiver" | mbps)
 [ "${c2c_mbps:-0}" -gt 0 ] || fail "iperf3 a -> b moved nothing"
 pass "iperf3 a -> b: $c2c_mbps Mbit/s"
 
-# recv_start WHERE TAG [--promisc]: counts tagged frames for 8 s, in a client (a or b) or at the peer.
+# recv_start WHERE TAG [--promisc]: counts tagged frames for 14 s, in a client (a or b) or at the
+# peer. The window must cover the agent round trips that start the later receivers and send (a few
+# seconds each under TCG on a busy machine): the peer's receivers, which start at once, go last.
 recv_start() {
   local where=$1 tag=$2; shift 2
   if [ "$where" = peer ]; then
-    ip netns exec "$ns" "$DDTK_RAWSEND" --recv --dev "$peer" --seconds 8 --payload-tag "$tag" "$@" \
+    ip netns exec "$ns" "$DDTK_RAWSEND" --recv --dev "$peer" --seconds 14 --payload-tag "$tag" "$@" \
       > "$TEST_TMP/recv-peer-$tag" 2>&1 &
   else
-    in_vm "$where" "rm -f /root/recv-$tag; (ddtk-rawsend --recv --dev eth0 --seconds 8 --payload-tag $tag $* \
+    in_vm "$where" "rm -f /root/recv-$tag; (ddtk-rawsend --recv --dev eth0 --seconds 14 --payload-tag $tag $* \
       > /root/recv-$tag 2>&1 &)" >/dev/null
   fi
 }
 recv_count() {
   local where=$1 tag=$2 out
   # Called in $(...): a subshell cannot wait for the receivers, so look for their last line.
-  for _ in $(seq 40); do
+  for _ in $(seq 80); do
     if [ "$where" = peer ]; then out=$(cat "$TEST_TMP/recv-peer-$tag")
     else out=$(in_vm "$where" "cat /root/recv-$tag"); fi
     grep -q received <<<"$out" && break
@@ -124,8 +132,8 @@ recv_count() {
 # Forged source MAC (b's), broadcast: neither the peer nor b may see one. The same frames with a's
 # own MAC are the control: both see them, so the counting itself works.
 spoofed_before=$(counter a tx_spoofed)
-recv_start peer spoof; recv_start b spoof --promisc
-recv_start peer honest; recv_start b honest
+recv_start b spoof --promisc; recv_start b honest
+recv_start peer spoof; recv_start peer honest
 sleep 2
 in_vm a "ddtk-rawsend --dev eth0 --src $mac_b --dst ff:ff:ff:ff:ff:ff --count 50 --payload-tag spoof" >/dev/null
 in_vm a "ddtk-rawsend --dev eth0 --src self --dst ff:ff:ff:ff:ff:ff --count 50 --payload-tag honest" >/dev/null
@@ -141,8 +149,8 @@ expect_match "ddtk-net logged the forgery" "$(cat "$TEST_TMP/ddtk-net.log")" "fo
 # A client in promiscuous mode sees no unicast of the other client: a sends to the peer and to an
 # unknown MAC, the peer sends to a; b, promiscuous, must see none of it while a and the peer do.
 in_vm b "ip link set eth0 promisc on" >/dev/null
-recv_start b uni-a --promisc; recv_start b uni-peer --promisc
-recv_start peer uni-a; recv_start a uni-peer
+recv_start b uni-a --promisc; recv_start b uni-peer --promisc; recv_start a uni-peer
+recv_start peer uni-a
 sleep 2
 in_vm a "ddtk-rawsend --dev eth0 --src self --dst $mac_peer --count 40 --payload-tag uni-a" >/dev/null
 in_vm a "ddtk-rawsend --dev eth0 --src self --dst 02:66:66:66:66:66 --count 10 --payload-tag uni-a" >/dev/null

@@ -16,7 +16,16 @@ PY
   done
   tr -d ' \n' <<<"$json"
 }
-# stats_counter SOCKET NAME KEY: counter KEY of the entry named NAME.
+# stats_counter SOCKET NAME KEY: counter KEY of the entry named NAME; fails, saying so on stderr,
+# when no answer has it (then a caller's `x=$(stats_counter ...)` stops a `set -e` test with that
+# line rather than silently).
 stats_counter() {
-  stats_json "$1" | grep -o "\"name\":\"$2\"[^}]*" | grep -o "\"$3\":[0-9]*" | cut -d: -f2
+  local v= _
+  for _ in 1 2 3; do
+    v=$(stats_json "$1" | grep -o "\"name\":\"$2\"[^}]*" | grep -o "\"$3\":[0-9]*" | cut -d: -f2 || true)
+    [ -n "$v" ] && { echo "$v"; return 0; }
+    sleep 0.2
+  done
+  echo "FAIL: the stats socket $1 gave no $3 for $2" >&2
+  return 1
 }

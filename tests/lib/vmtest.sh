@@ -58,3 +58,18 @@ in_vm() {
   out=$("$DDTK" exec -t 120 "$1" -- "$2") || fail "in $1: '$2' failed: $out"
   printf '%s' "$out"
 }
+
+# A TCP server started in the background listens a moment later: wait (5 s at most) for port 5201
+# (iperf3's) before a client connects. listen_wait_ns NETNS, listen_wait_vm VM.
+listen_wait_ns() {
+  local _
+  for _ in $(seq 50); do
+    ip netns exec "$1" ss -Hltn 'sport = :5201' | grep -q . && return 0
+    sleep 0.1
+  done
+  fail "nothing listens on port 5201 in network namespace $1"
+}
+listen_wait_vm() {
+  in_vm "$1" 'for i in $(seq 50); do grep -q ":1451 00000000:0000 0A" /proc/net/tcp && exit 0; sleep 0.1; done; exit 1' \
+    >/dev/null
+}

@@ -606,7 +606,8 @@ static void test_silent_clients(void **state)
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	vfio_broker_handle(&t.b);
 	clock_gettime(CLOCK_MONOTONIC, &z);
-	assert_true((z.tv_sec - a.tv_sec) * 1000 + (z.tv_nsec - a.tv_nsec) / 1000000 < 50);
+	/* Generous for a shared machine: a broker that waited for the request would block for good. */
+	assert_true((z.tv_sec - a.tv_sec) * 1000 + (z.tv_nsec - a.tv_nsec) / 1000000 < 2000);
 	assert_int_equal(t.replies, 0);
 	assert_false(readable(vfio_broker_fd(&t.b)));
 	/* The request comes: the broker's fd says so, and it is answered. */
