@@ -207,7 +207,7 @@ dd_pid=$(pid_of_domain dd)
 declare -A qemu_pid
 for c in "${all_vms[@]}"; do qemu_pid[$c]=$(pid_of_domain "$c"); done
 bridge_pid=$(cat "/var/lib/ddtk/$instance/bridge.pid")
-bridge_json() { ddtk status | sed -n '/^{/,$p' | tr -d ' \n'; }
+bridge_json() { ddtk status | awk '/^ddtk-bridge status:/ { on = 1; next } /^supervisor / { on = 0 } on' | tr -d ' \n'; }
 
 # (b) needs every device served by the DD; the DD side may be broken: then (b) is skipped, reported.
 dd_ok=1

@@ -20,14 +20,19 @@
 /* Exit statuses of `ddtk exec` besides the command's own (as timeout(1) and env(1) use them). */
 #define EXIT_EXEC_TIMEOUT 124
 #define EXIT_EXEC_FAILED 125
-#define BRIDGE_STATUS_TIMEOUT_MS 2000
+#define DAEMON_STATUS_TIMEOUT_MS 2000
 
-/* What of the command line ddtk-bridge gets too. */
+/* What of the command line ddtk-bridge and ddtkd get too. */
 struct cli {
 	char config_path[PATH_MAX];  /* absolute; "" when the built-in default is used */
 	const char *accel;           /* --accel, or NULL */
 	const char *bridge;          /* --bridge, or NULL */
 };
+
+static const char *daemon_name(enum vmm_daemon which)
+{
+	return which == VMM_DAEMON_BRIDGE ? "ddtk-bridge" : "ddtkd";
+}
 
 static void usage(FILE *f)
 {
@@ -36,13 +41,15 @@ static void usage(FILE *f)
 		"\n"
 		"Commands:\n"
 		"  up                      start ddtk-bridge when a client has a volume or dd-nic, then the\n"
-		"                          driver domain and every client; wait until each answers\n"
-		"  down [--purge]          stop every VM of the instance, then ddtk-bridge; --purge also\n"
-		"                          removes its state folder (the DD's disk image, the logs)\n"
+		"                          driver domain and every client; wait until each answers; then\n"
+		"                          ddtkd, which restarts the DD when it hangs or dies\n"
+		"  down [--purge]          stop ddtkd, every VM of the instance, then ddtk-bridge; --purge\n"
+		"                          also removes its state folder (the DD's disk image, the logs)\n"
 		"  start VM                start one VM (dd or a client's name) and wait until it answers\n"
-		"  stop VM                 stop one VM\n"
+		"  stop VM                 stop one VM (ddtkd leaves a DD stopped so alone until it starts)\n"
 		"  restart VM              stop VM and start it again (a hung driver domain, say)\n"
-		"  status                  the instance's VMs and their state; ddtk-bridge's, with its status\n"
+		"  status                  the instance's VMs and their state; ddtk-bridge's and ddtkd's,\n"
+		"                          with their status\n"
 		"  exec [-t SEC] VM -- CMD run CMD with sh -c in VM; prints its output, exits with its status\n"
 		"                          (124: timed out, 125: could not run it)\n"
 		"  log [-n LINES] VM       the end of VM's console log\n"
@@ -58,7 +65,7 @@ static void usage(FILE *f)
 		"  -i, --instance NAME     override [ddtk] instance\n"
 		"      --accel MODE        override [ddtk] accel\n"
 		"      --bridge PATH       the ddtk-bridge to run (default $DDTK_BRIDGE, else the one next\n"
-		"                          to this ddtk)\n"
+		"                          to this ddtk); ddtkd: $DDTK_DDTKD, else the one next to ddtk\n"
 		"  -h, --help              this text;  -V, --version  the version\n",
 		DDTK_SYSCONFDIR);
 }
@@ -81,12 +88,43 @@ static const char *vm_name(const struct ddtk_config *cfg, unsigned i)
 	return i == 0 ? "dd" : cfg->clients[i - 1].name;
 }
 
+/* The DD is down on purpose while the hold file exists: ddtkd does not restart it then. */
+static int dd_hold(const struct vmm *m, bool hold)
+{
+	char path[DDTK_STATE_PATH_MAX];
+	if (ddtk_dd_hold_file(m->cfg, path) < 0)
+		return -ENAMETOOLONG;
+	if (!hold)
+		return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+	int r = vmm_mkdir_p(m->instance_dir, 0755);
+	if (r < 0)
+		return r;
+	FILE *f = fopen(path, "we");
+	if (!f)
+		return -errno;
+	fprintf(f, "stopped by ddtk (pid %d)\n", (int)getpid());
+	return fclose(f) < 0 ? -errno : 0;
+}
+
+static int cmd_stop(struct vmm *m, const char *vm)
+{
+	struct ddtk_err err;
+	int r;
+	if (strcmp(vm, "dd") == 0 && (r = dd_hold(m, true)) < 0) {
+		fprintf(stderr, "ddtk: cannot write the DD's hold file in %s: %s\n", m->instance_dir, strerror(-r));
+		return 1;
+	}
+	return vmm_stop(m, vm, &err) < 0 ? fail(&err) : 0;
+}
+
 static int cmd_start(struct vmm *m, const char *vm)
 {
 	struct ddtk_err err;
 	double t0 = now_s();
 	printf("starting %s (domain ddtk-%s-%s, %s)\n", vm, m->cfg->instance, vm,
 	       m->accel == VM_ACCEL_KVM ? "kvm" : "tcg");
+	if (strcmp(vm, "dd") == 0)
+		dd_hold(m, false);
 	if (vmm_start(m, vm, &err) < 0)
 		return fail(&err);
 	if (vmm_wait_ready(m, vm, m->cfg->boot_timeout_s, &err) < 0) {
@@ -98,10 +136,12 @@ static int cmd_start(struct vmm *m, const char *vm)
 	return 0;
 }
 
-/* --bridge, else $DDTK_BRIDGE, else ddtk-bridge in the folder of this very ddtk. */
-static int bridge_binary(const struct cli *cli, char buf[static PATH_MAX])
+/* The bridge: --bridge, else $DDTK_BRIDGE; ddtkd: $DDTK_DDTKD; else the program in the folder of
+ * this very ddtk. */
+static int daemon_binary(const struct cli *cli, enum vmm_daemon which, char buf[static PATH_MAX])
 {
-	const char *path = cli->bridge ? cli->bridge : getenv("DDTK_BRIDGE");
+	const char *path = which == VMM_DAEMON_BRIDGE ? (cli->bridge ? cli->bridge : getenv("DDTK_BRIDGE")) :
+			   getenv("DDTK_DDTKD");
 	snprintf(buf, PATH_MAX, "(the folder of ddtk unknown)");
 	if (path && path[0]) {
 		snprintf(buf, PATH_MAX, "%s", path);
@@ -116,28 +156,33 @@ static int bridge_binary(const struct cli *cli, char buf[static PATH_MAX])
 	if (!slash)
 		return -EINVAL;
 	*slash = '\0';
-	if (snprintf(buf, PATH_MAX, "%s/ddtk-bridge", self) >= PATH_MAX)
+	if (snprintf(buf, PATH_MAX, "%s/%s", self, daemon_name(which)) >= PATH_MAX)
 		return -ENAMETOOLONG;
 	return 0;
 }
 
-/* Starts ddtk-bridge with this command line's configuration, instance and accelerator; *ret_started
+/* Starts a daemon with this command line's configuration, instance and accelerator; *ret_started
  * tells whether this call started it (false when one already ran). */
-static int bridge_start(struct vmm *m, const struct cli *cli, bool *ret_started)
+static int daemon_start(struct vmm *m, const struct cli *cli, enum vmm_daemon which, bool *ret_started)
 {
 	char binary[PATH_MAX], log_file[DDTK_STATE_PATH_MAX];
+	const char *name = daemon_name(which);
 	struct ddtk_err err;
 	pid_t pid;
 	*ret_started = false;
-	if (bridge_binary(cli, binary) < 0 || access(binary, X_OK) < 0) {
-		fprintf(stderr, "ddtk: no ddtk-bridge at %s; a client has a volume or dd-nic, which it serves "
-			"(build it, or give --bridge PATH or DDTK_BRIDGE)\n", binary);
+	if (daemon_binary(cli, which, binary) < 0 || access(binary, X_OK) < 0) {
+		if (which == VMM_DAEMON_BRIDGE)
+			fprintf(stderr, "ddtk: no ddtk-bridge at %s; a client has a volume or dd-nic, which it serves "
+				"(build it, or give --bridge PATH or DDTK_BRIDGE)\n", binary);
+		else
+			fprintf(stderr, "ddtk: no ddtkd at %s; it supervises the driver domain (build it, give "
+				"DDTK_DDTKD, or set [driver-domain] supervise = no)\n", binary);
 		return -ENOENT;
 	}
 	char *argv[8];
 	size_t n = 0;
 	argv[n++] = binary;
-	/* Without a file ddtk runs on the built-in default, which the bridge knows too. */
+	/* Without a file ddtk runs on the built-in default, which the daemons know too. */
 	if (cli->config_path[0]) {
 		argv[n++] = (char *)"-c";
 		argv[n++] = (char *)cli->config_path;
@@ -149,29 +194,32 @@ static int bridge_start(struct vmm *m, const struct cli *cli, bool *ret_started)
 		argv[n++] = (char *)cli->accel;
 	}
 	argv[n] = NULL;
-	ddtk_bridge_log_file(m->cfg, log_file);
-	printf("starting ddtk-bridge (%s, log %s)\n", binary, log_file);
-	int r = vmm_bridge_start(m, argv, &pid, &err);
+	if (which == VMM_DAEMON_BRIDGE)
+		ddtk_bridge_log_file(m->cfg, log_file);
+	else
+		ddtk_ddtkd_log_file(m->cfg, log_file);
+	printf("starting %s (%s, log %s)\n", name, binary, log_file);
+	int r = vmm_daemon_start(m, which, argv, &pid, &err);
 	if (r == -EEXIST) {
-		printf("ddtk-bridge already runs (pid %d)\n", (int)pid);
+		printf("%s already runs (pid %d)\n", name, (int)pid);
 		return 0;
 	}
 	if (r < 0) {
 		fail(&err);
 		return r;
 	}
-	printf("ddtk-bridge is up (pid %d)\n", (int)pid);
+	printf("%s is up (pid %d)\n", name, (int)pid);
 	*ret_started = true;
 	return 0;
 }
 
-static int bridge_stop(struct vmm *m)
+static int daemon_stop(struct vmm *m, enum vmm_daemon which)
 {
 	struct ddtk_err err;
 	pid_t pid;
-	if (vmm_bridge_pid(m, &pid) == 0)
-		printf("stopping ddtk-bridge (pid %d)\n", (int)pid);
-	return vmm_bridge_stop(m, &err) < 0 ? fail(&err) : 0;
+	if (vmm_daemon_pid(m, which, &pid) == 0)
+		printf("stopping %s (pid %d)\n", daemon_name(which), (int)pid);
+	return vmm_daemon_stop(m, which, &err) < 0 ? fail(&err) : 0;
 }
 
 static int cmd_up(struct vmm *m, const struct cli *cli)
@@ -183,8 +231,9 @@ static int cmd_up(struct vmm *m, const struct cli *cli)
 	bool bridge_started = false;
 	double t0 = now_s();
 	/* The bridge first: the clients' QEMUs connect to its sockets as they start. */
-	if (ddtk_config_uses_bridge(cfg) && bridge_start(m, cli, &bridge_started) < 0)
+	if (ddtk_config_uses_bridge(cfg) && daemon_start(m, cli, VMM_DAEMON_BRIDGE, &bridge_started) < 0)
 		return 1;
+	dd_hold(m, false);
 	/* Start all, then wait for all: the guests boot side by side. */
 	for (unsigned i = 0; i < n; i++) {
 		printf("starting %s (domain ddtk-%s-%s, %s)\n", vm_name(cfg, i), cfg->instance,
@@ -202,6 +251,10 @@ static int cmd_up(struct vmm *m, const struct cli *cli)
 		}
 		printf("%s is up (%.1f s)\n", vm_name(cfg, i), now_s() - t0);
 	}
+	/* The supervisor last: the DD's boot is `up`'s to watch, its later life ddtkd's. */
+	bool ddtkd_started = false;
+	if (cfg->dd.supervise && daemon_start(m, cli, VMM_DAEMON_DDTKD, &ddtkd_started) < 0)
+		goto undo;
 	return 0;
 undo:
 	/* Only what this command started: VMs that ran before keep running. */
@@ -211,7 +264,7 @@ undo:
 		if (started[i])
 			vmm_stop(m, vm_name(cfg, i), NULL);
 	if (bridge_started)
-		bridge_stop(m);
+		daemon_stop(m, VMM_DAEMON_BRIDGE);
 	return 1;
 }
 
@@ -219,6 +272,9 @@ static int cmd_down(struct vmm *m, bool purge)
 {
 	struct ddtk_err err;
 	int ret = 0;
+	/* The supervisor first, or it would start the DD again. */
+	if (daemon_stop(m, VMM_DAEMON_DDTKD) != 0)
+		ret = 1;
 	/* Clients first: they use the driver domain's devices. */
 	for (unsigned i = m->cfg->n_clients + 1; i-- > 0;) {
 		const char *vm = vm_name(m->cfg, i);
@@ -226,11 +282,36 @@ static int cmd_down(struct vmm *m, bool purge)
 			ret = fail(&err);
 	}
 	/* After the VMs: the clients' QEMUs would reconnect to a bridge stopped under them. */
-	if (bridge_stop(m) != 0)
+	if (daemon_stop(m, VMM_DAEMON_BRIDGE) != 0)
 		ret = 1;
 	if (purge && ret == 0 && vmm_purge(m, &err) < 0)
 		ret = fail(&err);
 	return ret;
+}
+
+/* A line for a daemon (when it runs or should run), and what its status socket answers. */
+static void daemon_status(struct vmm *m, enum vmm_daemon which, bool expected, const char *label)
+{
+	const char *name = daemon_name(which);
+	pid_t pid;
+	bool running = vmm_daemon_pid(m, which, &pid) == 0;
+	if (!running && !expected)
+		return;
+	char state[64] = "not running";
+	if (running)
+		snprintf(state, sizeof(state), "running (pid %d)", (int)pid);
+	printf("%-12s %-8s %-32s %s\n", label, "host", name, state);
+	if (!running)
+		return;
+	struct ddtk_err err;
+	char *json = NULL;
+	if (vmm_daemon_status(m, which, DAEMON_STATUS_TIMEOUT_MS, &json, &err) == 0) {
+		size_t len = strlen(json);
+		printf("%s status:\n%s%s", name, json, len && json[len - 1] == '\n' ? "" : "\n");
+	} else {
+		printf("%s status: %s\n", name, err.msg);
+	}
+	free(json);
 }
 
 static int cmd_status(struct vmm *m)
@@ -243,34 +324,16 @@ static int cmd_status(struct vmm *m)
 		snprintf(domain, sizeof(domain), "ddtk-%s-%s", m->cfg->instance, vm);
 		printf("%-12s %-8s %-32s %s\n", vm, i == 0 ? "dd" : "client", domain, vmm_state(m, vm));
 	}
-	pid_t pid;
-	bool running = vmm_bridge_pid(m, &pid) == 0;
-	if (!running && !ddtk_config_uses_bridge(m->cfg))
-		return 0;
-	char state[64] = "not running";
-	if (running)
-		snprintf(state, sizeof(state), "running (pid %d)", (int)pid);
-	printf("%-12s %-8s %-32s %s\n", "bridge", "host", "ddtk-bridge", state);
-	if (running) {
-		struct ddtk_err err;
-		char *json = NULL;
-		if (vmm_bridge_status(m, BRIDGE_STATUS_TIMEOUT_MS, &json, &err) == 0) {
-			size_t len = strlen(json);
-			printf("ddtk-bridge status:\n%s%s", json, len && json[len - 1] == '\n' ? "" : "\n");
-		} else {
-			printf("ddtk-bridge status: %s\n", err.msg);
-		}
-		free(json);
-	}
+	daemon_status(m, VMM_DAEMON_BRIDGE, ddtk_config_uses_bridge(m->cfg), "bridge");
+	daemon_status(m, VMM_DAEMON_DDTKD, m->cfg->dd.supervise, "supervisor");
 	return 0;
 }
 
 static int cmd_restart(struct vmm *m, const char *vm)
 {
-	struct ddtk_err err;
 	printf("stopping %s\n", vm);
-	if (vmm_stop(m, vm, &err) < 0)
-		return fail(&err);
+	if (cmd_stop(m, vm) != 0)
+		return 1;
 	return cmd_start(m, vm);
 }
 
@@ -530,7 +593,7 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "start") == 0 && sub_argc == 2)
 		ret = cmd_start(&m, sub_argv[1]);
 	else if (strcmp(cmd, "stop") == 0 && sub_argc == 2)
-		ret = vmm_stop(&m, sub_argv[1], &err) < 0 ? fail(&err) : 0;
+		ret = cmd_stop(&m, sub_argv[1]);
 	else if (strcmp(cmd, "restart") == 0 && sub_argc == 2)
 		ret = cmd_restart(&m, sub_argv[1]);
 	else if (strcmp(cmd, "status") == 0 && sub_argc == 1)

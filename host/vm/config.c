@@ -37,6 +37,10 @@ void ddtk_config_init(struct ddtk_config *cfg)
 	cfg->dd.disk.kind = DDTK_DEVICE_EMULATED;
 	cfg->dd.disk_size_mib = 1024;
 	snprintf(cfg->dd.watchdog_action, sizeof(cfg->dd.watchdog_action), "none");
+	cfg->dd.supervise = true;
+	cfg->dd.restart_budget = 5;
+	cfg->dd.restart_window_s = 600;
+	cfg->dd.restart_delay_max_s = 30;
 	/* The default topology: the driver domain and two clients. */
 	parse_clients(cfg, "a b", NULL);
 }
@@ -292,6 +296,15 @@ static bool ifname_valid(const char *name)
 	return true;
 }
 
+static int parse_unsigned(const char *v, unsigned min, unsigned max, unsigned *ret)
+{
+	uint64_t x;
+	int r = parse_uint(v, min, max, &x);
+	if (r == 0)
+		*ret = (unsigned)x;
+	return r;
+}
+
 static int parse_yes_no(const char *v, bool *ret)
 {
 	if (strcmp(v, "yes") == 0)
@@ -300,6 +313,16 @@ static int parse_yes_no(const char *v, bool *ret)
 		*ret = false;
 	else
 		return -EINVAL;
+	return 0;
+}
+
+/* A number of min..max for key of [driver-domain], with an error that gives the range. */
+static int parse_dd_unsigned(struct parse_state *st, const char *key, const char *v, unsigned min, unsigned max,
+			     const char *unit, unsigned *ret)
+{
+	if (parse_unsigned(v, min, max, ret) < 0)
+		return ddtk_err_set(st->err, -ERANGE, "[driver-domain] %s must be %u to %u (%s), not '%s'", key, min,
+				    max, unit, v);
 	return 0;
 }
 
@@ -335,6 +358,14 @@ static int handle_dd(struct parse_state *st, const char *name, const char *v)
 	}
 	if (strcmp(name, "cmdline-append") == 0)
 		return copy_string(dd->cmdline_append, sizeof(dd->cmdline_append), v);
+	if (strcmp(name, "supervise") == 0)
+		return parse_yes_no(v, &dd->supervise);
+	if (strcmp(name, "restart-budget") == 0)
+		return parse_dd_unsigned(st, name, v, 1, DDTK_RESTART_BUDGET_MAX, "restarts", &dd->restart_budget);
+	if (strcmp(name, "restart-window") == 0)
+		return parse_dd_unsigned(st, name, v, 1, DDTK_RESTART_WINDOW_MAX, "seconds", &dd->restart_window_s);
+	if (strcmp(name, "restart-delay-max") == 0)
+		return parse_dd_unsigned(st, name, v, 0, DDTK_RESTART_DELAY_MAX, "seconds", &dd->restart_delay_max_s);
 	return -ENOKEY;
 }
 
@@ -593,6 +624,26 @@ int ddtk_bridge_log_file(const struct ddtk_config *cfg, char buf[static DDTK_STA
 	return path_format(buf, DDTK_STATE_PATH_MAX, "%s/%s/bridge.log", cfg->state_dir, cfg->instance);
 }
 
+int ddtk_ddtkd_status_socket(const struct ddtk_config *cfg, char buf[static DDTK_SOCKET_PATH_MAX])
+{
+	return path_format(buf, DDTK_SOCKET_PATH_MAX, "%s/%s/ddtkd.sock", cfg->state_dir, cfg->instance);
+}
+
+int ddtk_ddtkd_pid_file(const struct ddtk_config *cfg, char buf[static DDTK_STATE_PATH_MAX])
+{
+	return path_format(buf, DDTK_STATE_PATH_MAX, "%s/%s/ddtkd.pid", cfg->state_dir, cfg->instance);
+}
+
+int ddtk_ddtkd_log_file(const struct ddtk_config *cfg, char buf[static DDTK_STATE_PATH_MAX])
+{
+	return path_format(buf, DDTK_STATE_PATH_MAX, "%s/%s/ddtkd.log", cfg->state_dir, cfg->instance);
+}
+
+int ddtk_dd_hold_file(const struct ddtk_config *cfg, char buf[static DDTK_STATE_PATH_MAX])
+{
+	return path_format(buf, DDTK_STATE_PATH_MAX, "%s/%s/dd.hold", cfg->state_dir, cfg->instance);
+}
+
 /* Every socket path the bridge will bind must fit a sockaddr_un: the longest ones are checked. */
 static int check_bridge_paths(const struct ddtk_config *cfg, struct ddtk_err *err)
 {
@@ -657,6 +708,11 @@ int ddtk_config_check(const struct ddtk_config *cfg, struct ddtk_err *err)
 	if (cfg->dd.nic_tap[0] && cfg->dd.nic.kind != DDTK_DEVICE_EMULATED)
 		return ddtk_err_set(err, -EINVAL, "[driver-domain] nic-tap is for nic = emulated; the passed-through "
 				    "NIC has its own link (set nic-tap empty)");
+	char sock[DDTK_SOCKET_PATH_MAX];
+	if (cfg->dd.supervise && ddtk_ddtkd_status_socket(cfg, sock) < 0)
+		return ddtk_err_set(err, -ENAMETOOLONG, "state-dir and instance make ddtkd's socket %s/%s/ddtkd.sock "
+				    "longer than a Unix socket's %d bytes: a shorter state-dir", cfg->state_dir,
+				    cfg->instance, DDTK_SOCKET_PATH_MAX - 1);
 	if (!ddtk_config_uses_bridge(cfg))
 		return 0;
 	if (cfg->n_clients > DDCTL_CLIENTS_MAX)

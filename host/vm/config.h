@@ -17,6 +17,9 @@
 #define DDTK_VCPUS_MAX 64
 #define DDTK_DISK_MIB_MAX (64ull * 1024u * 1024u)
 #define DDTK_BOOT_TIMEOUT_MAX 3600
+#define DDTK_RESTART_BUDGET_MAX 100     /* = RESTART_BUDGET_MAX of ddtkd's policy */
+#define DDTK_RESTART_WINDOW_MAX 86400
+#define DDTK_RESTART_DELAY_MAX 3600
 #define DDTK_NET_QUEUES_MAX 16    /* queue pairs of a client's vhost-user-net or dd-nic NIC */
 #define DDTK_VOLUME_QUEUES_MAX 16 /* queues of a client's volume */
 #define DDTK_NUMA_NODES_MAX 4     /* a client's NUMA nodes (= DDCTL_MEM_FILES_MAX: a file each) */
@@ -59,6 +62,11 @@ struct ddtk_dd_config {
 	char disk_image[DDTK_PATH_MAX]; /* empty: STATE/dd-disk.img */
 	char watchdog_action[16];
 	char cmdline_append[DDTK_CMDLINE_MAX];
+	/* ddtkd, the supervisor `ddtk up` starts: whether it runs, and its restart policy (at most
+	 * restart_budget restarts within restart_window_s, each recent one doubling the delay before
+	 * the next from 1 s up to restart_delay_max_s; docs/ddtkd.md). */
+	bool supervise;
+	unsigned restart_budget, restart_window_s, restart_delay_max_s;
 };
 
 struct ddtk_client_config {
@@ -171,3 +179,15 @@ int ddtk_bridge_ivshmem_socket(const struct ddtk_config *cfg, unsigned session,
 int ddtk_bridge_status_socket(const struct ddtk_config *cfg, char buf[static DDTK_SOCKET_PATH_MAX]);
 int ddtk_bridge_pid_file(const struct ddtk_config *cfg, char buf[static DDTK_STATE_PATH_MAX]);
 int ddtk_bridge_log_file(const struct ddtk_config *cfg, char buf[static DDTK_STATE_PATH_MAX]);
+
+/* ddtkd's files (`ddtk up` starts it when [driver-domain] supervise = yes), the same way:
+ *   ddtk_ddtkd_status_socket  STATE-DIR/INSTANCE/ddtkd.sock: one JSON document per connection
+ *   ddtk_ddtkd_pid_file       STATE-DIR/INSTANCE/ddtkd.pid
+ *   ddtk_ddtkd_log_file       STATE-DIR/INSTANCE/ddtkd.log
+ *   ddtk_dd_hold_file         STATE-DIR/INSTANCE/dd.hold: present while the DD is down on purpose
+ *                             (`ddtk stop dd` writes it, `ddtk start dd` removes it); ddtkd does
+ *                             not restart a DD that is held */
+int ddtk_ddtkd_status_socket(const struct ddtk_config *cfg, char buf[static DDTK_SOCKET_PATH_MAX]);
+int ddtk_ddtkd_pid_file(const struct ddtk_config *cfg, char buf[static DDTK_STATE_PATH_MAX]);
+int ddtk_ddtkd_log_file(const struct ddtk_config *cfg, char buf[static DDTK_STATE_PATH_MAX]);
+int ddtk_dd_hold_file(const struct ddtk_config *cfg, char buf[static DDTK_STATE_PATH_MAX]);

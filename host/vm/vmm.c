@@ -425,7 +425,9 @@ int vmm_purge(struct vmm *m, struct ddtk_err *err)
 			return ddtk_err_set(err, -EBUSY, "%s still runs: stop it first", vm);
 	}
 	pid_t pid;
-	if (vmm_bridge_pid(m, &pid) == 0)
+	if (vmm_daemon_pid(m, VMM_DAEMON_DDTKD, &pid) == 0)
+		return ddtk_err_set(err, -EBUSY, "ddtkd (pid %d) still runs: stop it first", (int)pid);
+	if (vmm_daemon_pid(m, VMM_DAEMON_BRIDGE, &pid) == 0)
 		return ddtk_err_set(err, -EBUSY, "ddtk-bridge (pid %d) still runs: stop it first", (int)pid);
 	if (nftw(m->instance_dir, purge_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
 		return ddtk_err_set(err, -errno, "cannot remove %s: %s", m->instance_dir, strerror(errno));

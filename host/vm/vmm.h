@@ -67,22 +67,31 @@ char *vmm_file_tail(const char *path, unsigned lines);
 /* mkdir -p: creates path and its missing parents with mode (less the umask). */
 int vmm_mkdir_p(const char *path, mode_t mode);
 
-/* ddtk-bridge (vmm-bridge.c), the host daemon of the clients' DD-served devices, run as a
- * detached process: its pid in ddtk_bridge_pid_file(), its output appended to
- * ddtk_bridge_log_file(), its sockets in ddtk_bridge_dir() (created with mode 0711). */
-#define VMM_BRIDGE_START_TIMEOUT_S 10
-#define VMM_BRIDGE_STOP_TIMEOUT_S 5
-/* 0 and its pid when the pid file names a live process whose command line contains ddtk-bridge;
- * -ESRCH when not (no pid file, a stale one, another program). */
-int vmm_bridge_pid(const struct vmm *m, pid_t *ret_pid);
-/* Starts argv (argv[0]: the ddtk-bridge binary's path) in a new session, stdin /dev/null, stdout
- * and stderr appended to the log; writes the pid file; waits up to VMM_BRIDGE_START_TIMEOUT_S for
- * its status socket to accept a connection. When it exits or does not answer in time, it is
- * stopped and err holds why with the end of its log. -EEXIST (and *ret_pid) when one runs. */
-int vmm_bridge_start(const struct vmm *m, char *const argv[], pid_t *ret_pid, struct ddtk_err *err);
-/* SIGTERM to the bridge of the pid file, SIGKILL after VMM_BRIDGE_STOP_TIMEOUT_S; removes the pid
+/* ddtk's host daemons (vmm-daemon.c), each run as a detached process: ddtk-bridge, the host side
+ * of the clients' DD-served devices (its pid in ddtk_bridge_pid_file(), its output appended to
+ * ddtk_bridge_log_file(), its sockets in ddtk_bridge_dir(), created with mode 0711), and ddtkd,
+ * the supervisor that restarts the DD (ddtk_ddtkd_*() files). */
+enum vmm_daemon {
+	VMM_DAEMON_BRIDGE,
+	VMM_DAEMON_DDTKD,
+	_VMM_DAEMON_LAST,
+};
+#define VMM_DAEMON_START_TIMEOUT_S 10
+#define VMM_DAEMON_STOP_TIMEOUT_S 5
+/* 0 and its pid when the pid file names a live process whose command line has an argument whose
+ * file name starts with the program's name; -ESRCH when not (no pid file, a stale one, another
+ * program). */
+int vmm_daemon_pid(const struct vmm *m, enum vmm_daemon which, pid_t *ret_pid);
+/* Starts argv (argv[0]: the daemon binary's path) in a new session, stdin /dev/null, stdout and
+ * stderr appended to the log; writes the pid file; waits up to VMM_DAEMON_START_TIMEOUT_S for its
+ * status socket to accept a connection. When it exits or does not answer in time, it is stopped
+ * and err holds why with the end of its log. -EEXIST (and *ret_pid) when one runs. */
+int vmm_daemon_start(const struct vmm *m, enum vmm_daemon which, char *const argv[], pid_t *ret_pid,
+		     struct ddtk_err *err);
+/* SIGTERM to the daemon of the pid file, SIGKILL after VMM_DAEMON_STOP_TIMEOUT_S; removes the pid
  * file. 0 also when none runs. */
-int vmm_bridge_stop(const struct vmm *m, struct ddtk_err *err);
-/* What the bridge's status socket answers (one connection, read to EOF, at most 1 MiB) within
+int vmm_daemon_stop(const struct vmm *m, enum vmm_daemon which, struct ddtk_err *err);
+/* What the daemon's status socket answers (one connection, read to EOF, at most 1 MiB) within
  * timeout_ms, NUL-terminated (free() it). */
-int vmm_bridge_status(const struct vmm *m, unsigned timeout_ms, char **ret_text, struct ddtk_err *err);
+int vmm_daemon_status(const struct vmm *m, enum vmm_daemon which, unsigned timeout_ms, char **ret_text,
+		      struct ddtk_err *err);

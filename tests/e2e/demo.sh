@@ -26,7 +26,8 @@ expect_match "a pings b" "$out" "client a -> client b \\(10.77.0.12\\): 3/3 repl
 expect_match "iperf3" "$out" "iperf3 client a -> peer: [0-9.]+ Mbit/s"
 expect_match "spoofing stopped" "$out" "ddtk-net dropped 20 as spoofed"
 expect_match "hang" "$out" "ddtk-blk in the DD stopped \\(SIGSTOP\\) while both clients write"
-expect_match "watchdog" "$out" "watchdog fired after [0-9]+ s: restarting the driver domain"
+expect_match "watchdog" "$out" "watchdog fired after [0-9]+ s: ddtkd restarts the driver domain"
+expect_match "ddtkd restarted it" "$out" "ddtkd restarted the driver domain \\(restart 1, reason: its watchdog fired \\(action none\\)\\); it is running"
 expect_match "served again" "$out" "the new DD serves every client device again"
 expect_match "client a lost nothing" "$out" "client a: 24 MiB written and read back \\(crc32c\\): verified, nothing lost"
 expect_match "client b lost nothing" "$out" "client b: 24 MiB written and read back \\(crc32c\\): verified, nothing lost"
@@ -36,6 +37,7 @@ for vm in dd a b; do
 done
 [ ! -e "/var/lib/ddtk/$INSTANCE" ] || fail "/var/lib/ddtk/$INSTANCE still exists"
 pgrep -f "ddtk-bridge .*-i $INSTANCE" >/dev/null && fail "the demo's ddtk-bridge still runs"
+pgrep -f "ddtkd .*-i $INSTANCE" >/dev/null && fail "the demo's ddtkd still runs"
 ip netns list | grep -qw "ddtk-$INSTANCE" && fail "the demo's network namespace ddtk-$INSTANCE is left behind"
 . "$DDTK_SOURCE_ROOT/scripts/lib/peer-net.sh"
 peer_net_names "$INSTANCE"

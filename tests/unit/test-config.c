@@ -34,6 +34,11 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.dd.memory_mib, 256);
 	assert_int_equal(cfg.dd.nic.kind, DDTK_DEVICE_EMULATED);
 	assert_string_equal(cfg.dd.watchdog_action, "none");
+	/* Supervised by ddtkd: 5 restarts per 10 min, delays up to 30 s. */
+	assert_true(cfg.dd.supervise);
+	assert_int_equal(cfg.dd.restart_budget, 5);
+	assert_int_equal(cfg.dd.restart_window_s, 600);
+	assert_int_equal(cfg.dd.restart_delay_max_s, 30);
 	/* The default topology has nothing served from the driver domain: no bridge, no tap. */
 	assert_string_equal(cfg.dd.nic_tap, "");
 	assert_false(ddtk_config_uses_bridge(&cfg));
@@ -63,6 +68,10 @@ static void test_full_file(void **state)
 			      "disk-size = 4096M\n"
 			      "watchdog-action = reset\n"
 			      "cmdline-append = loglevel=7\n"
+			      "supervise = no\n"
+			      "restart-budget = 3\n"
+			      "restart-window = 60\n"
+			      "restart-delay-max = 0\n"
 			      "[client.db]\n"
 			      "memory = 768\n"
 			      "vcpus = 2\n"
@@ -87,6 +96,10 @@ static void test_full_file(void **state)
 	assert_int_equal(cfg.dd.disk_size_mib, 4096);
 	assert_string_equal(cfg.dd.watchdog_action, "reset");
 	assert_string_equal(cfg.dd.cmdline_append, "loglevel=7");
+	assert_false(cfg.dd.supervise);
+	assert_int_equal(cfg.dd.restart_budget, 3);
+	assert_int_equal(cfg.dd.restart_window_s, 60);
+	assert_int_equal(cfg.dd.restart_delay_max_s, 0);
 	const struct ddtk_client_config *db = ddtk_config_client(&cfg, "db");
 	assert_non_null(db);
 	assert_int_equal(db->memory_mib, 768);
@@ -152,6 +165,11 @@ static void test_errors(void **state)
 		{ "[driver-domain]\nnic = pci:0000:03:20.0\n", ":2:", "invalid value" },
 		{ "[driver-domain]\ndisk = pci:03:00.8\n", ":2:", "invalid value" },
 		{ "[driver-domain]\nwatchdog-action = explode\n", ":2:", "invalid value" },
+		{ "[driver-domain]\nsupervise = maybe\n", ":2:", "invalid value 'maybe' for supervise" },
+		{ "[driver-domain]\nrestart-budget = 0\n", ":2:", "restart-budget must be 1 to 100 (restarts), not '0'" },
+		{ "[driver-domain]\nrestart-budget = 101\n", ":2:", "restart-budget must be 1 to 100" },
+		{ "[driver-domain]\nrestart-window = 0\n", ":2:", "restart-window must be 1 to 86400 (seconds)" },
+		{ "[driver-domain]\nrestart-delay-max = 1h\n", ":2:", "restart-delay-max must be 0 to 3600" },
 		{ "[client.z]\nmemory = 512\n", ":2:", "no such client" },
 		{ "[nope]\nx = 1\n", ":2:", "unknown section [nope]" },
 		{ "[ddtk]\nthis line has no equals sign\n", ":2:", "syntax error" },
