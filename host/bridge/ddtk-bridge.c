@@ -166,7 +166,7 @@ static void usage(FILE *f)
 		"\n"
 		"  -c, --config FILE     configuration (default: $DDTK_CONFIG, else the built-in default)\n"
 		"  -i, --instance NAME   override [ddtk] instance\n"
-		"      --accel MODE      accepted for symmetry with ddtk; unused\n"
+		"      --accel MODE      override [ddtk] accel (checked, otherwise unused)\n"
 		"  -h, --help            this text\n"
 		"\n"
 		"Sockets, all in STATE-DIR/INSTANCE/bridge/: CLIENT-blk.sock and CLIENT-net.sock (the\n"
@@ -185,7 +185,7 @@ int main(int argc, char **argv)
 	};
 	static struct bridge bridge;
 	struct bridge *b = &bridge;
-	const char *instance = NULL;
+	const char *instance = NULL, *accel = NULL;
 	struct ddtk_err err = { 0 };
 	char path[DDTK_STATE_PATH_MAX], status_path[DDTK_SOCKET_PATH_MAX];
 	int c, r;
@@ -195,7 +195,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c': b->config_path = optarg; break;
 		case 'i': instance = optarg; break;
-		case 'A': break;
+		case 'A': accel = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -204,17 +204,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	ddtk_config_init(&b->cfg);
-	if (b->config_path && ddtk_config_load(&b->cfg, b->config_path, &err) < 0) {
+	if (ddtk_config_daemon(&b->cfg, b->config_path, instance, accel, &err) < 0) {
 		fprintf(stderr, "ddtk-bridge: %s\n", err.msg);
 		return 1;
-	}
-	if (instance) {
-		if (!ddtk_name_valid(instance)) {
-			fprintf(stderr, "ddtk-bridge: invalid instance name '%s'\n", instance);
-			return 2;
-		}
-		snprintf(b->cfg.instance, sizeof(b->cfg.instance), "%s", instance);
 	}
 	if (ddtk_bridge_dir(&b->cfg, b->dir) < 0 || ddtk_bridge_status_socket(&b->cfg, status_path) < 0) {
 		fprintf(stderr, "ddtk-bridge: the state folder's path is too long\n");

@@ -506,7 +506,7 @@ static void usage(FILE *f)
 		"stops without `ddtk stop dd`, within [driver-domain] restart-budget per restart-window.\n"
 		"`ddtk up` starts it; its state: `ddtk status`, or its socket STATE-DIR/INSTANCE/ddtkd.sock.\n"
 		"\n"
-		"  -c, --config FILE    the configuration (as ddtk's; default: the built-in one)\n"
+		"  -c, --config FILE    the configuration (default: $DDTK_CONFIG, else the built-in one)\n"
 		"  -i, --instance NAME  override [ddtk] instance\n"
 		"      --accel MODE     override [ddtk] accel\n"
 		"  -h, --help\n");
@@ -522,7 +522,7 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	static struct ddtkd d;
-	const char *config_path = NULL, *instance = NULL, *accel = NULL;
+	const char *config_path = getenv("DDTK_CONFIG"), *instance = NULL, *accel = NULL;
 	struct ddtk_err err;
 	int c, r;
 
@@ -540,23 +540,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	ddtk_config_init(&d.cfg);
-	if (config_path && ddtk_config_load(&d.cfg, config_path, &err) < 0) {
-		fprintf(stderr, "ddtkd: %s\n", err.msg);
-		return 1;
-	}
-	if (instance) {
-		if (!ddtk_name_valid(instance)) {
-			fprintf(stderr, "ddtkd: invalid instance name '%s'\n", instance);
-			return 1;
-		}
-		snprintf(d.cfg.instance, sizeof(d.cfg.instance), "%s", instance);
-	}
-	if (accel && vm_accel_parse(accel, &d.cfg.accel) < 0) {
-		fprintf(stderr, "ddtkd: --accel must be auto, kvm or tcg\n");
-		return 1;
-	}
-	if (ddtk_config_check(&d.cfg, &err) < 0) {
+	if (ddtk_config_daemon(&d.cfg, config_path, instance, accel, &err) < 0) {
 		fprintf(stderr, "ddtkd: %s\n", err.msg);
 		return 1;
 	}

@@ -624,6 +624,24 @@ int ddtk_bridge_log_file(const struct ddtk_config *cfg, char buf[static DDTK_STA
 	return path_format(buf, DDTK_STATE_PATH_MAX, "%s/%s/bridge.log", cfg->state_dir, cfg->instance);
 }
 
+int ddtk_config_daemon(struct ddtk_config *cfg, const char *path, const char *instance, const char *accel,
+		       struct ddtk_err *err)
+{
+	int r;
+	ddtk_config_init(cfg);
+	if (path && (r = ddtk_config_load(cfg, path, err)) < 0)
+		return r;
+	if (instance) {
+		if (!ddtk_name_valid(instance))
+			return ddtk_err_set(err, -EINVAL, "invalid instance name '%s' (1-%d of a-z 0-9 -)", instance,
+					    DDTK_NAME_MAX);
+		snprintf(cfg->instance, sizeof(cfg->instance), "%s", instance);
+	}
+	if (accel && vm_accel_parse(accel, &cfg->accel) < 0)
+		return ddtk_err_set(err, -EINVAL, "--accel must be auto, kvm or tcg, not '%s'", accel);
+	return ddtk_config_check(cfg, err);
+}
+
 int ddtk_ddtkd_status_socket(const struct ddtk_config *cfg, char buf[static DDTK_SOCKET_PATH_MAX])
 {
 	return path_format(buf, DDTK_SOCKET_PATH_MAX, "%s/%s/ddtkd.sock", cfg->state_dir, cfg->instance);

@@ -124,6 +124,11 @@ int ddtk_config_load_string(struct ddtk_config *cfg, const char *text, struct dd
  * Unix socket's. The load functions call it; call it again after changing cfg (ddtk's -i). */
 int ddtk_config_check(const struct ddtk_config *cfg, struct ddtk_err *err);
 
+/* The configuration of a daemon (ddtk-bridge, ddtkd) as ddtk starts it: the built-in default, then
+ * the file at path (NULL: none), then instance and accel (NULL: the file's), checked. */
+int ddtk_config_daemon(struct ddtk_config *cfg, const char *path, const char *instance, const char *accel,
+		       struct ddtk_err *err);
+
 /* Kicks reach the DD as MSI-X vectors of its state device, one per virtqueue of the DD's sessions
  * in session order (ddctl-proto.h): the virtqueues of the sessions before `session`, i.e. the first
  * kick vector of `session`; with DDCTL_SESSIONS_MAX + 1, all of them. ddtk_config_check keeps the
