@@ -584,7 +584,7 @@ int main(int argc, char **argv)
 		say("%s; retrying every %d ms", d.last_error, RECONNECT_MS);
 		virEventUpdateTimeout(d.reconnect_timer, RECONNECT_MS);
 	} else {
-		schedule_check(&d);
+		check(d.check_timer, &d); /* at once: `ddtk status` right after `up` shows the truth */
 	}
 	say("supervising %s (restart-budget %u within %u s, delays up to %u s)%s", d.domain, d.cfg.dd.restart_budget,
 	    d.cfg.dd.restart_window_s, d.cfg.dd.restart_delay_max_s, held(&d) ? "; it is stopped by ddtk now" : "");

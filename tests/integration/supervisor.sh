@@ -86,6 +86,8 @@ expect_eq "the stopped DD stays down" "$("$DDTK" status | awk '$1 == "dd" { prin
 expect_eq "ddtkd after ddtk start dd again" "$(sup_field state)" running
 expect_eq "restarts in all" "$(sup_field restarts)" 2
 
+echo "--- ddtkd.log"; cat "$log"
+
 # 5. ddtk down stops ddtkd before the DD (else it would start it again).
 "$DDTK" down
 for _ in $(seq 20); do [ -d "/proc/$ddtkd_pid" ] || break; sleep 0.2; done
