@@ -129,6 +129,9 @@ static int cmd_start(struct vmm *m, const char *vm)
 		return fail(&err);
 	if (vmm_wait_ready(m, vm, m->cfg->boot_timeout_s, &err) < 0) {
 		fail(&err);
+		/* A DD that does not come up stays down: ddtkd does not try it again on its own. */
+		if (strcmp(vm, "dd") == 0)
+			dd_hold(m, true);
 		vmm_stop(m, vm, NULL);
 		return 1;
 	}

@@ -133,7 +133,9 @@ static void want_restart(struct ddtkd *d, const char *why)
 	if (d->state == DD_WAITING || d->state == DD_FAILED)
 		return;
 	int64_t now = now_ms(), delay = restart_policy_delay(&d->policy, now);
-	snprintf(d->reason, sizeof(d->reason), "%s", why);
+	if (why != d->reason) /* snprintf must not copy a string onto itself */
+		snprintf(d->reason, sizeof(d->reason), "%s", why);
+	why = d->reason;
 	if (delay < 0) {
 		set_state(d, DD_FAILED);
 		say("giving up: %u restarts within %u s already (restart-budget, restart-window); the driver "
@@ -437,7 +439,8 @@ static void write_status(struct ddtkd *d, FILE *f)
 		(unsigned long long)d->start_failures);
 	vu_json_string(f, when);
 	fprintf(f, ", \"last_reason\": ");
-	vu_json_string(f, d->state == DD_WAITING ? d->reason : d->last_reason);
+	/* Pending or given up: why; otherwise why the last restart. */
+	vu_json_string(f, d->state == DD_WAITING || d->state == DD_FAILED ? d->reason : d->last_reason);
 	fprintf(f, ", \"last_error\": ");
 	vu_json_string(f, d->last_error);
 	fprintf(f, "},\n \"libvirt\": \"%s\"}\n", d->connected ? "connected" : "reconnecting");

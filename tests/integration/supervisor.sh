@@ -62,6 +62,7 @@ kill -9 "$qemu_pid"
 pass "the DD's QEMU (pid $qemu_pid) killed with SIGKILL"
 wait_restarts 2
 [ "$(domid)" != "$id" ] || fail "the DD's domain id did not change ($id)"
+expect_match "ddtkd's reason" "$(sup_json)" '"last_reason":"its(QEMU)?(crashed|failed)'
 pass "QEMU killed -> restart 2 (domain id $id -> $(domid))"
 
 # 3. The budget is spent: a third failure leaves the DD down, and ddtkd says why.
