@@ -400,6 +400,7 @@ static void reconnect(int timer, void *opaque)
 	if (d->connected || connect_libvirt(d) < 0)
 		return;
 	virEventUpdateTimeout(d->reconnect_timer, -1);
+	d->last_error[0] = '\0'; /* the failed attempts are over */
 	say("connected to libvirt at %s again", d->cfg.libvirt_uri);
 	/* What happened meanwhile is not in any event: look. A restart that waited goes now. */
 	if (d->state == DD_WAITING)
