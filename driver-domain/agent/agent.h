@@ -61,7 +61,7 @@ struct port {
 
 /* A connection that breaks is reported this long later at most: a back-end that died closes its
  * sockets a moment before its parent hears of the exit, and the report should name the exit. */
-#define SESSION_BROKEN_GRACE_MS 500
+#define SESSION_BROKEN_GRACE_MS 100
 
 struct session {
 	unsigned id;

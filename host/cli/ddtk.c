@@ -109,12 +109,18 @@ static int dd_hold(const struct vmm *m, bool hold)
 static int cmd_stop(struct vmm *m, const char *vm)
 {
 	struct ddtk_err err;
+	bool dd = strcmp(vm, "dd") == 0;
 	int r;
-	if (strcmp(vm, "dd") == 0 && (r = dd_hold(m, true)) < 0) {
+	if (dd && (r = dd_hold(m, true)) < 0) {
 		fprintf(stderr, "ddtk: cannot write the DD's hold file in %s: %s\n", m->instance_dir, strerror(-r));
 		return 1;
 	}
-	return vmm_stop(m, vm, &err) < 0 ? fail(&err) : 0;
+	if (vmm_stop(m, vm, &err) < 0) {
+		if (dd)
+			dd_hold(m, false); /* it still runs: still ddtkd's */
+		return fail(&err);
+	}
+	return 0;
 }
 
 static int cmd_start(struct vmm *m, const char *vm)
@@ -123,18 +129,25 @@ static int cmd_start(struct vmm *m, const char *vm)
 	double t0 = now_s();
 	printf("starting %s (domain ddtk-%s-%s, %s)\n", vm, m->cfg->instance, vm,
 	       m->accel == VM_ACCEL_KVM ? "kvm" : "tcg");
-	if (strcmp(vm, "dd") == 0)
-		dd_hold(m, false);
-	if (vmm_start(m, vm, &err) < 0)
+	/* The DD stays held while this command watches its boot (ddtkd keeps away from a DD that
+	 * fails to come up; this command reports it); it is ddtkd's once it answers. */
+	bool dd = strcmp(vm, "dd") == 0;
+	if (dd)
+		dd_hold(m, true);
+	int r = vmm_start(m, vm, &err);
+	if (r < 0) {
+		if (dd && r == -EEXIST)
+			dd_hold(m, false); /* it runs already, and stays ddtkd's */
 		return fail(&err);
+	}
 	if (vmm_wait_ready(m, vm, m->cfg->boot_timeout_s, &err) < 0) {
 		fail(&err);
-		/* A DD that does not come up stays down: ddtkd does not try it again on its own. */
-		if (strcmp(vm, "dd") == 0)
-			dd_hold(m, true);
+		/* A DD that does not come up stays down (held): ddtkd does not try it again. */
 		vmm_stop(m, vm, NULL);
 		return 1;
 	}
+	if (dd)
+		dd_hold(m, false);
 	printf("%s is up (agent answered %.1f s after start)\n", vm, now_s() - t0);
 	return 0;
 }
@@ -236,7 +249,8 @@ static int cmd_up(struct vmm *m, const struct cli *cli)
 	/* The bridge first: the clients' QEMUs connect to its sockets as they start. */
 	if (ddtk_config_uses_bridge(cfg) && daemon_start(m, cli, VMM_DAEMON_BRIDGE, &bridge_started) < 0)
 		return 1;
-	dd_hold(m, false);
+	/* Held while `up` watches the boot (a ddtkd of an earlier `up` keeps away). */
+	dd_hold(m, true);
 	/* Start all, then wait for all: the guests boot side by side. */
 	for (unsigned i = 0; i < n; i++) {
 		printf("starting %s (domain ddtk-%s-%s, %s)\n", vm_name(cfg, i), cfg->instance,
@@ -255,6 +269,7 @@ static int cmd_up(struct vmm *m, const struct cli *cli)
 		printf("%s is up (%.1f s)\n", vm_name(cfg, i), now_s() - t0);
 	}
 	/* The supervisor last: the DD's boot is `up`'s to watch, its later life ddtkd's. */
+	dd_hold(m, false);
 	bool ddtkd_started = false;
 	if (cfg->dd.supervise && daemon_start(m, cli, VMM_DAEMON_DDTKD, &ddtkd_started) < 0)
 		goto undo;
@@ -275,7 +290,9 @@ static int cmd_down(struct vmm *m, bool purge)
 {
 	struct ddtk_err err;
 	int ret = 0;
-	/* The supervisor first, or it would start the DD again. */
+	/* The supervisor first, or it would start the DD again; the hold as well, should a ddtkd run
+	 * that its pid file does not name. */
+	dd_hold(m, true);
 	if (daemon_stop(m, VMM_DAEMON_DDTKD) != 0)
 		ret = 1;
 	/* Clients first: they use the driver domain's devices. */
@@ -505,7 +522,6 @@ static int config_read(const char *path, const char *instance, const char *accel
 {
 	struct ddtk_err err;
 	char system_path[DDTK_PATH_MAX];
-	ddtk_config_init(cfg);
 	if (!path)
 		path = getenv("DDTK_CONFIG");
 	if (!path) {
@@ -513,27 +529,14 @@ static int config_read(const char *path, const char *instance, const char *accel
 		if (access(system_path, F_OK) == 0)
 			path = system_path;
 	}
-	if (path && ddtk_config_load(cfg, path, &err) < 0)
+	/* The same steps as the daemons', which get this file, instance and accelerator from `up`. */
+	if (ddtk_config_daemon(cfg, path, instance, accel, &err) < 0)
 		return fail(&err);
-	/* The bridge gets the file's absolute path (or the name as given when it has none, a pipe). */
+	/* The daemons get the file's absolute path (or the name as given when it has none, a pipe). */
 	cli->config_path[0] = '\0';
 	if (path && !realpath(path, cli->config_path))
 		snprintf(cli->config_path, sizeof(cli->config_path), "%s", path);
-	if (instance) {
-		if (!ddtk_name_valid(instance)) {
-			fprintf(stderr, "ddtk: invalid instance name '%s'\n", instance);
-			return 1;
-		}
-		snprintf(cfg->instance, sizeof(cfg->instance), "%s", instance);
-	}
-	if (accel && vm_accel_parse(accel, &cfg->accel) < 0) {
-		fprintf(stderr, "ddtk: --accel must be auto, kvm or tcg\n");
-		return 1;
-	}
 	cli->accel = accel;
-	/* Again with -i's instance: the bridge's socket paths contain it. */
-	if (ddtk_config_check(cfg, &err) < 0)
-		return fail(&err);
 	return 0;
 }
 

@@ -21,8 +21,11 @@
 #include "agent-proto.h"
 #include "config.h"
 #include "restart-policy.h"
+
+_Static_assert(DDTK_RESTART_BUDGET_MAX == RESTART_BUDGET_MAX, "ddtk.conf allows what the policy holds");
 #include "vmm.h"
 #include "vu-backend.h"
+#include "vu-socket.h"
 
 #define RECONNECT_MS 2000
 #define CHECK_DELAY_MS 300     /* after a stop event: look at the DD once the dust has settled */
@@ -173,8 +176,10 @@ static void do_restart(int timer, void *opaque)
 	}
 	int id = dd_id(d);
 	if (id == -2) {
-		/* libvirt is away: try again once it is back (on_connected checks). */
-		say("cannot look at the driver domain now (libvirt); the restart waits");
+		/* libvirt cannot tell: try again later (after a reconnect at the latest). */
+		say("cannot look at the driver domain now (libvirt: %s); the restart waits", virGetLastErrorMessage());
+		if (d->connected)
+			virEventUpdateTimeout(d->restart_timer, RECONNECT_MS);
 		return;
 	}
 	if (id >= 0 && d->hung_id != id) {
@@ -204,8 +209,17 @@ static void do_restart(int timer, void *opaque)
 		want_restart(d, why);
 		return;
 	}
+	if (held(d)) {
+		/* `ddtk stop dd` came while this restart ran: it wins. */
+		say("`ddtk stop dd` came during the restart: stopping the driver domain again");
+		if (vmm_stop(&d->m, "dd", &err) < 0)
+			say("cannot stop the driver domain: %s", err.msg);
+		set_state(d, DD_HELD);
+		return;
+	}
 	say("driver domain started again (restart %llu, %u within %u s)", (unsigned long long)d->policy.total,
 	    restart_policy_recent(&d->policy, now), d->cfg.dd.restart_window_s);
+	d->reason[0] = d->stop_reason[0] = '\0';
 	set_state(d, DD_RUNNING);
 }
 
@@ -217,23 +231,30 @@ static void check(int timer, void *opaque)
 	(void)timer;
 
 	virEventUpdateTimeout(d->check_timer, -1);
+	int id = dd_id(d);
+	if (id == -2) {
+		if (d->connected)
+			virEventUpdateTimeout(d->check_timer, RECONNECT_MS);
+		return;
+	}
+	if (id >= 0) {
+		/* Running: started by hand while ddtkd was away (the event is lost), or being started by
+		 * `ddtk start dd` now (held while it boots; ddtkd ignores its watchdog until then). */
+		if (d->state == DD_FAILED || d->state == DD_HELD) {
+			say("driver domain %s runs again (started by hand): the restart budget is full again", d->domain);
+			restart_policy_forgive(&d->policy);
+		}
+		if (d->state != DD_WAITING) {
+			d->reason[0] = d->stop_reason[0] = '\0';
+			set_state(d, DD_RUNNING);
+		}
+		return;
+	}
 	if (held(d)) {
 		set_state(d, DD_HELD);
 		return;
 	}
-	int id = dd_id(d);
-	if (id == -2)
-		return;
-	if (id >= 0) {
-		if (d->state != DD_WAITING && d->state != DD_FAILED)
-			set_state(d, DD_RUNNING);
-		return;
-	}
-	if (d->state == DD_HELD) {
-		/* The hold is gone, but the DD was not started: `ddtk start dd` failed. Leave it. */
-		return;
-	}
-	if (d->state == DD_RUNNING || d->state == DD_UNKNOWN)
+	if (d->state != DD_WAITING && d->state != DD_FAILED)
 		want_restart(d, d->reason[0] ? d->reason : "the driver domain is not running");
 }
 
@@ -289,11 +310,11 @@ static void on_watchdog(virConnectPtr conn, virDomainPtr dom, int action, void *
 		return;
 	}
 	case VIR_DOMAIN_EVENT_WATCHDOG_POWEROFF:
-	case VIR_DOMAIN_EVENT_WATCHDOG_SHUTDOWN:
-		/* The stop event follows, and the check restarts it with this reason. */
+		/* QEMU powers it off: the stop event follows, and the check restarts it with this reason. */
 		snprintf(d->stop_reason, sizeof(d->stop_reason), "%s", why);
 		return;
 	default:
+		/* none, pause, shutdown (an ACPI request a hung guest may never act on), ... */
 		d->hung_id = (int)virDomainGetID(dom);
 		want_restart(d, why);
 		return;
@@ -309,7 +330,7 @@ static const char *stop_detail(int event, int detail)
 	switch (detail) {
 	case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: return "it shut down";
 	case VIR_DOMAIN_EVENT_STOPPED_DESTROYED: return "it was destroyed (not by ddtk stop)";
-	case VIR_DOMAIN_EVENT_STOPPED_CRASHED: return "its QEMU crashed";
+	case VIR_DOMAIN_EVENT_STOPPED_CRASHED: return "it crashed";
 	case VIR_DOMAIN_EVENT_STOPPED_FAILED: return "its QEMU failed";
 	case VIR_DOMAIN_EVENT_STOPPED_MIGRATED: return "it was migrated away";
 	case VIR_DOMAIN_EVENT_STOPPED_SAVED: return "it was saved";
@@ -342,9 +363,10 @@ static void on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int de
 			set_state(d, DD_HELD);
 			return;
 		}
-		/* A watchdog's poweroff left its reason; otherwise say what libvirt says. A restart
-		 * already pending keeps its own. */
-		if (d->state == DD_RUNNING || d->state == DD_UNKNOWN)
+		/* The first word on it stands (a panic is a CRASHED then a STOPPED event; a watchdog's
+		 * poweroff left its reason); a restart already pending keeps its own. The check clears
+		 * it when the DD runs after all (ddtkd's own destroy of a hung DD). */
+		if ((d->state == DD_RUNNING || d->state == DD_UNKNOWN) && !d->reason[0])
 			snprintf(d->reason, sizeof(d->reason), "%s", d->stop_reason[0] ? d->stop_reason :
 				 stop_detail(event, detail));
 		d->stop_reason[0] = '\0';
@@ -471,21 +493,8 @@ static void on_status(int watch, int fd, int events, void *opaque)
 
 static int listen_status(struct ddtkd *d)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	if (strlen(d->socket_path) >= sizeof(addr.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(addr.sun_path, d->socket_path, strlen(d->socket_path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	unlink(d->socket_path); /* a stale one: only one ddtkd per instance runs (ddtk checks the pid file) */
-	if (bind(fd, (const struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 16) < 0) {
-		int r = -errno;
-		close(fd);
-		return r;
-	}
-	d->listen_fd = fd;
-	return 0;
+	/* A stale socket is replaced (only one ddtkd per instance runs: ddtk checks the pid file). */
+	return vu_socket_listen(d->socket_path, &d->listen_fd);
 }
 
 static void on_signal(int watch, int fd, int events, void *opaque)

@@ -24,7 +24,8 @@
 /* One daemon's program name and files. */
 struct daemon {
 	const char *program;
-	char dir[DDTK_STATE_PATH_MAX];            /* where its socket lives (created, mode dir_mode) */
+	char dir[DDTK_STATE_PATH_MAX];            /* a folder of its own for its sockets (created with
+						   * dir_mode), "" when they live in the instance's */
 	mode_t dir_mode;
 	char pid_file[DDTK_STATE_PATH_MAX], log_file[DDTK_STATE_PATH_MAX];
 	char socket[DDTK_SOCKET_PATH_MAX];
@@ -45,8 +46,6 @@ static int daemon_get(const struct vmm *m, enum vmm_daemon which, struct daemon 
 		    ddtk_bridge_log_file(cfg, d->log_file) < 0 || ddtk_bridge_status_socket(cfg, d->socket) < 0;
 	} else {
 		d->program = "ddtkd";
-		d->dir_mode = 0755;
-		snprintf(d->dir, sizeof(d->dir), "%s", m->instance_dir);
 		r = ddtk_ddtkd_pid_file(cfg, d->pid_file) < 0 || ddtk_ddtkd_log_file(cfg, d->log_file) < 0 ||
 		    ddtk_ddtkd_status_socket(cfg, d->socket) < 0;
 	}
@@ -68,13 +67,13 @@ static bool daemon_alive(const struct daemon *d, pid_t pid)
 	close(fd);
 	if (n <= 0)
 		return false;
-	/* An argument whose file name starts with the program's name (a folder named so does not
-	 * count). The buffer may end without a NUL when the command line is longer. */
+	/* An argument whose file name is the program's name (argv[0], or the script an interpreter
+	 * runs). The buffer may end without a NUL when the command line is longer. */
 	buf[n < (ssize_t)sizeof(buf) ? n : n - 1] = '\0';
 	for (const char *p = buf; p < buf + n; p += strlen(p) + 1) {
 		const char *base = strrchr(p, '/');
 		base = base ? base + 1 : p;
-		if (strncmp(base, d->program, strlen(d->program)) == 0)
+		if (strcmp(base, d->program) == 0)
 			return true;
 	}
 	return false;
@@ -249,7 +248,7 @@ int vmm_daemon_start(const struct vmm *m, enum vmm_daemon which, char *const arg
 	if ((r = vmm_mkdir_p(m->instance_dir, 0755)) < 0)
 		return ddtk_err_set(err, r, "cannot create %s: %s", m->instance_dir, strerror(-r));
 	/* chmod because mkdir's mode passes through the umask, and the folder may exist. */
-	if ((mkdir(d.dir, d.dir_mode) < 0 && errno != EEXIST) || chmod(d.dir, d.dir_mode) < 0)
+	if (d.dir[0] && ((mkdir(d.dir, d.dir_mode) < 0 && errno != EEXIST) || chmod(d.dir, d.dir_mode) < 0))
 		return ddtk_err_set(err, -errno, "cannot create %s: %s", d.dir, strerror(errno));
 
 	int log_fd = open(d.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

@@ -79,8 +79,7 @@ enum vmm_daemon {
 #define VMM_DAEMON_START_TIMEOUT_S 10
 #define VMM_DAEMON_STOP_TIMEOUT_S 5
 /* 0 and its pid when the pid file names a live process whose command line has an argument whose
- * file name starts with the program's name; -ESRCH when not (no pid file, a stale one, another
- * program). */
+ * file name is the program's name; -ESRCH when not (no pid file, a stale one, another program). */
 int vmm_daemon_pid(const struct vmm *m, enum vmm_daemon which, pid_t *ret_pid);
 /* Starts argv (argv[0]: the daemon binary's path) in a new session, stdin /dev/null, stdout and
  * stderr appended to the log; writes the pid file; waits up to VMM_DAEMON_START_TIMEOUT_S for its
