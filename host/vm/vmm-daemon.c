@@ -24,9 +24,9 @@
 /* One daemon's program name and files. */
 struct daemon {
 	const char *program;
-	char dir[DDTK_STATE_PATH_MAX];            /* a folder of its own for its sockets (created with
-						   * dir_mode), "" when they live in the instance's */
-	mode_t dir_mode;
+	/* A folder of its own for its sockets, mode 0711 (QEMU, running as another user, reaches the
+	 * sockets by their names but cannot list the folder); "" when they live in the instance's. */
+	char dir[DDTK_STATE_PATH_MAX];
 	char pid_file[DDTK_STATE_PATH_MAX], log_file[DDTK_STATE_PATH_MAX];
 	char socket[DDTK_SOCKET_PATH_MAX];
 };
@@ -39,9 +39,6 @@ static int daemon_get(const struct vmm *m, enum vmm_daemon which, struct daemon 
 	memset(d, 0, sizeof(*d));
 	if (which == VMM_DAEMON_BRIDGE) {
 		d->program = "ddtk-bridge";
-		/* 0711: QEMU, running as another user, reaches the sockets by their names but cannot
-		 * list the folder. */
-		d->dir_mode = 0711;
 		r = ddtk_bridge_dir(cfg, d->dir) < 0 || ddtk_bridge_pid_file(cfg, d->pid_file) < 0 ||
 		    ddtk_bridge_log_file(cfg, d->log_file) < 0 || ddtk_bridge_status_socket(cfg, d->socket) < 0;
 	} else {
@@ -248,7 +245,7 @@ int vmm_daemon_start(const struct vmm *m, enum vmm_daemon which, char *const arg
 	if ((r = vmm_mkdir_p(m->instance_dir, 0755)) < 0)
 		return ddtk_err_set(err, r, "cannot create %s: %s", m->instance_dir, strerror(-r));
 	/* chmod because mkdir's mode passes through the umask, and the folder may exist. */
-	if (d.dir[0] && ((mkdir(d.dir, d.dir_mode) < 0 && errno != EEXIST) || chmod(d.dir, d.dir_mode) < 0))
+	if (d.dir[0] && ((mkdir(d.dir, 0711) < 0 && errno != EEXIST) || chmod(d.dir, 0711) < 0))
 		return ddtk_err_set(err, -errno, "cannot create %s: %s", d.dir, strerror(errno));
 
 	int log_fd = open(d.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
